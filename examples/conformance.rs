@@ -1,0 +1,120 @@
+//! Runs golden case files and reports agreement.
+//!
+//! ```text
+//! cargo run --release --example conformance -- [--kernel NAME] [--tol X] PATH...
+//! cargo run --release --example conformance -- --list-kernels
+//! ```
+//!
+//! PATH is a case file or a folder of `.safetensors` cases. One line per
+//! case (`name ok|FAIL max_abs_err`), then `N passed, M failed`. Exit 0 if
+//! all passed, 1 if any failed, 2 if a file is not a valid case or the
+//! arguments are wrong.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use fusedrnn::conformance::{load_case, run_case};
+use fusedrnn::KernelFamily;
+
+fn usage(msg: &str) -> ExitCode {
+    eprintln!("conformance: {msg}");
+    eprintln!("usage: conformance [--kernel NAME] [--tol X] PATH... | --list-kernels");
+    ExitCode::from(2)
+}
+
+fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+    if path.is_dir() {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "safetensors"))
+            .collect();
+        found.sort();
+        out.extend(found);
+        Ok(())
+    } else {
+        out.push(path.to_path_buf());
+        Ok(())
+    }
+}
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let mut family = KernelFamily::detect();
+    let mut tol = 1e-5f32;
+    let mut paths = Vec::new();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--list-kernels" => {
+                for f in KernelFamily::available() {
+                    println!("{}", f.name());
+                }
+                return ExitCode::SUCCESS;
+            }
+            "--kernel" => {
+                let Some(name) = args.next() else {
+                    return usage("--kernel needs a name");
+                };
+                family = match KernelFamily::from_name(&name) {
+                    Ok(f) if f.is_available() => f,
+                    Ok(f) => return usage(&format!("kernel `{}` is not available on this host", f.name())),
+                    Err(e) => return usage(&e.to_string()),
+                };
+            }
+            "--tol" => {
+                match args.next().and_then(|v| v.parse::<f32>().ok()) {
+                    Some(v) if v >= 0.0 => tol = v,
+                    _ => return usage("--tol needs a non-negative number"),
+                }
+            }
+            s if s.starts_with("--") => return usage(&format!("unknown option {s}")),
+            _ => paths.push(PathBuf::from(a)),
+        }
+    }
+    if paths.is_empty() {
+        return usage("no case files given");
+    }
+    let mut files = Vec::new();
+    for p in &paths {
+        if let Err(e) = collect(p, &mut files) {
+            eprintln!("conformance: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    let (mut passed, mut failed) = (0usize, 0usize);
+    let mut invalid = false;
+    for f in &files {
+        let case = match load_case(f) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("conformance: {e}");
+                invalid = true;
+                continue;
+            }
+        };
+        match run_case(&case, family) {
+            Ok(res) => {
+                let err = res.max_error();
+                let ok = err <= tol;
+                println!("{} {} {:.3e}", case.name, if ok { "ok" } else { "FAIL" }, err);
+                if ok {
+                    passed += 1;
+                } else {
+                    failed += 1;
+                }
+            }
+            Err(e) => {
+                eprintln!("conformance: {}: {e}", f.display());
+                invalid = true;
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if invalid {
+        ExitCode::from(2)
+    } else if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,339 @@
+//! Golden case files (the format of `tests/data/GOLDEN_FORMAT.md`): load a
+//! case, run it with a kernel family, and measure the error against the
+//! outputs ONNX Runtime or PyTorch produced. Used by `cargo test` and by
+//! the `conformance` example.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::config::{Cell, Direction};
+use crate::error::{Error, Result};
+use crate::import::onnx::{self, OnnxAttributes};
+use crate::import::pytorch::{self, PytorchOptions};
+use crate::import::safetensors::TensorFile;
+use crate::import::{Tensor, TensorSource};
+use crate::model::{Layout, Rnn, Sequence, State, Workspace};
+use crate::plan::KernelFamily;
+
+/// Which expected tensor a case compares against, in our output terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// ONNX `Y` `[T, D, B, H]` from our `[T, B, D*H]`.
+    OnnxY,
+    /// PyTorch `output` `[T, B, D*Hout]`, the same as ours.
+    Output,
+    /// Final `h` `[L*D, B, Hout]`.
+    FinalH,
+    /// Final `c` `[L*D, B, H]`.
+    FinalC,
+}
+
+/// One loaded case, ready to run.
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// The case's name (file stem).
+    pub name: String,
+    /// The model built from the file's weights by the ONNX or PyTorch importer.
+    pub model: Rnn,
+    input: Vec<f32>,
+    seq_len: usize,
+    batch: usize,
+    lengths: Option<Vec<usize>>,
+    initial: State,
+    expected: Vec<(String, Target, Vec<f32>)>,
+}
+
+/// The outcome of running one case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseResult {
+    /// Max abs error per expected tensor, by the file's tensor name.
+    pub errors: Vec<(String, f32)>,
+}
+
+impl CaseResult {
+    /// The largest error over all tensors (infinite if any output is NaN
+    /// where the expected is not).
+    pub fn max_error(&self) -> f32 {
+        self.errors.iter().map(|e| e.1).fold(0.0, f32::max)
+    }
+}
+
+fn bad(path: &str, what: impl std::fmt::Display) -> Error {
+    Error::Format(format!("{path}: {what}"))
+}
+
+struct Meta<'a> {
+    map: &'a HashMap<String, String>,
+    path: &'a str,
+}
+
+impl Meta<'_> {
+    fn get(&self, key: &str) -> Result<&str> {
+        self.map
+            .get(key)
+            .map(|s| s.as_str())
+            .ok_or_else(|| bad(self.path, format!("metadata `{key}` missing")))
+    }
+    fn usize(&self, key: &str) -> Result<usize> {
+        let s = self.get(key)?;
+        s.trim()
+            .parse()
+            .map_err(|_| bad(self.path, format!("metadata `{key}` = `{s}` is not a count")))
+    }
+    fn flag(&self, key: &str) -> Result<bool> {
+        match self.map.get(key).map(|s| s.trim()) {
+            None | Some("0") => Ok(false),
+            Some("1") => Ok(true),
+            Some(s) => Err(bad(self.path, format!("metadata `{key}` = `{s}` is not 0/1"))),
+        }
+    }
+    fn floats(&self, key: &str) -> Result<Vec<f32>> {
+        match self.map.get(key) {
+            None => Ok(Vec::new()),
+            Some(s) if s.trim().is_empty() => Ok(Vec::new()),
+            Some(s) => s
+                .split(',')
+                .map(|v| {
+                    v.trim().parse::<f32>().map_err(|_| {
+                        bad(self.path, format!("metadata `{key}`: `{v}` is not a number"))
+                    })
+                })
+                .collect(),
+        }
+    }
+}
+
+fn expect_shape(path: &str, name: &str, t: &Tensor, dims: &[usize]) -> Result<()> {
+    if t.shape != dims {
+        return Err(bad(
+            path,
+            format!("tensor `{name}` has shape {:?}, expected {dims:?}", t.shape),
+        ));
+    }
+    Ok(())
+}
+
+fn lengths(path: &str, file: &TensorFile, name: &str, batch: usize, t: usize) -> Result<Option<Vec<usize>>> {
+    let Some((shape, vals)) = file.i64(name).map_err(|e| bad(path, e))? else {
+        return Ok(None);
+    };
+    if shape != [batch] {
+        return Err(bad(path, format!("`{name}` has shape {shape:?}, expected [{batch}]")));
+    }
+    vals.iter()
+        .map(|&v| {
+            usize::try_from(v)
+                .ok()
+                .filter(|&v| v <= t)
+                .ok_or_else(|| bad(path, format!("`{name}` value {v} is outside 0..={t}")))
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
+/// Loads a case file; every problem is an [`Error::Format`] naming the file.
+pub fn load_case(path: &Path) -> Result<Case> {
+    let p = path.display().to_string();
+    let file = TensorFile::open(path).map_err(|e| bad(&p, e))?;
+    let meta = Meta {
+        map: file.metadata(),
+        path: &p,
+    };
+    let cell = match meta.get("op")? {
+        "lstm" => Cell::Lstm,
+        "gru" => Cell::Gru,
+        other => return Err(bad(&p, format!("unknown op `{other}`"))),
+    };
+    let (t, b) = (meta.usize("seq_len")?, meta.usize("batch")?);
+    let (hidden, input) = (meta.usize("hidden_size")?, meta.usize("input_size")?);
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let f32t = |n: &str| file.f32(n).map_err(|e| bad(&p, e));
+    let opt = |n: &str| file.tensor(n).map_err(|e| bad(&p, e));
+    match meta.get("layout")? {
+        "onnx" => {
+            let mut attrs = OnnxAttributes {
+                direction: OnnxAttributes::parse_direction(meta.get("direction")?)
+                    .map_err(|e| bad(&p, e))?,
+                hidden_size: Some(hidden),
+                input_forget: meta.flag("input_forget")?,
+                linear_before_reset: meta.flag("linear_before_reset")?,
+                ..OnnxAttributes::default()
+            };
+            if let Some(c) = meta.map.get("clip") {
+                attrs.clip = Some(
+                    c.trim()
+                        .parse()
+                        .map_err(|_| bad(&p, format!("clip `{c}` is not a number")))?,
+                );
+            }
+            if let Some(a) = meta.map.get("activations") {
+                attrs.activations = a.split(',').map(|s| s.trim().to_string()).collect();
+            }
+            attrs.activation_alpha = meta.floats("activation_alpha")?;
+            attrs.activation_beta = meta.floats("activation_beta")?;
+            let (w, r, bias) = (f32t("W")?, f32t("R")?, opt("B")?);
+            let model = match cell {
+                Cell::Lstm => {
+                    let pp = opt("P")?;
+                    onnx::lstm(w.view(), r.view(), bias.as_ref().map(|x| x.view()), pp.as_ref().map(|x| x.view()), &attrs)
+                }
+                Cell::Gru => onnx::gru(w.view(), r.view(), bias.as_ref().map(|x| x.view()), &attrs),
+            }
+            .map_err(|e| bad(&p, e))?;
+            let d = model.config().num_directions();
+            if model.config().input_size != input {
+                return Err(bad(&p, "W disagrees with input_size"));
+            }
+            let x = f32t("X")?;
+            expect_shape(&p, "X", &x, &[t, b, input])?;
+            let mut initial = model.new_state(b);
+            if let Some(h0) = opt("initial_h")? {
+                expect_shape(&p, "initial_h", &h0, &[d, b, hidden])?;
+                initial.h_mut().copy_from_slice(&h0.data);
+            }
+            if let Some(c0) = opt("initial_c")? {
+                if cell != Cell::Lstm {
+                    return Err(bad(&p, "initial_c on a GRU"));
+                }
+                expect_shape(&p, "initial_c", &c0, &[d, b, hidden])?;
+                initial.c_mut().copy_from_slice(&c0.data);
+            }
+            let mut expected = Vec::new();
+            let y = f32t("Y")?;
+            expect_shape(&p, "Y", &y, &[t, d, b, hidden])?;
+            expected.push(("Y".to_string(), Target::OnnxY, y.data));
+            let yh = f32t("Y_h")?;
+            expect_shape(&p, "Y_h", &yh, &[d, b, hidden])?;
+            expected.push(("Y_h".to_string(), Target::FinalH, yh.data));
+            if cell == Cell::Lstm {
+                let yc = f32t("Y_c")?;
+                expect_shape(&p, "Y_c", &yc, &[d, b, hidden])?;
+                expected.push(("Y_c".to_string(), Target::FinalC, yc.data));
+            }
+            Ok(Case {
+                name,
+                model,
+                input: x.data,
+                seq_len: t,
+                batch: b,
+                lengths: lengths(&p, &file, "sequence_lens", b, t)?,
+                initial,
+                expected,
+            })
+        }
+        "pytorch" => {
+            let model = pytorch::from_state_dict(&file, &PytorchOptions::new(cell))
+                .map_err(|e| bad(&p, e))?;
+            let cfg = model.config();
+            let bidir = cfg.direction == Direction::Bidirectional;
+            if cfg.num_layers != meta.usize("num_layers")?
+                || bidir != meta.flag("bidirectional")?
+                || cfg.proj_size != meta.usize("proj_size")?
+                || cfg.hidden_size != hidden
+                || cfg.input_size != input
+            {
+                return Err(bad(&p, "the weights disagree with the metadata"));
+            }
+            let (ld, hout) = (cfg.num_layers * cfg.num_directions(), cfg.output_size());
+            let x = f32t("x")?;
+            expect_shape(&p, "x", &x, &[t, b, input])?;
+            let mut initial = model.new_state(b);
+            if let Some(h0) = opt("h0")? {
+                expect_shape(&p, "h0", &h0, &[ld, b, hout])?;
+                initial.h_mut().copy_from_slice(&h0.data);
+            }
+            if let Some(c0) = opt("c0")? {
+                if cell != Cell::Lstm {
+                    return Err(bad(&p, "c0 on a GRU"));
+                }
+                expect_shape(&p, "c0", &c0, &[ld, b, hidden])?;
+                initial.c_mut().copy_from_slice(&c0.data);
+            }
+            let mut expected = Vec::new();
+            let out = f32t("output")?;
+            expect_shape(&p, "output", &out, &[t, b, model.output_features()])?;
+            expected.push(("output".to_string(), Target::Output, out.data));
+            let hn = f32t("h_n")?;
+            expect_shape(&p, "h_n", &hn, &[ld, b, hout])?;
+            expected.push(("h_n".to_string(), Target::FinalH, hn.data));
+            if cell == Cell::Lstm {
+                let cn = f32t("c_n")?;
+                expect_shape(&p, "c_n", &cn, &[ld, b, hidden])?;
+                expected.push(("c_n".to_string(), Target::FinalC, cn.data));
+            }
+            Ok(Case {
+                name,
+                model,
+                input: x.data,
+                seq_len: t,
+                batch: b,
+                lengths: lengths(&p, &file, "lengths", b, t)?,
+                initial,
+                expected,
+            })
+        }
+        other => Err(bad(&p, format!("unknown layout `{other}`"))),
+    }
+}
+
+/// Max abs difference; a NaN on one side only counts as infinite.
+fn max_abs_diff(got: &[f32], want: &[f32]) -> f32 {
+    got.iter().zip(want).fold(0.0f32, |m, (&a, &b)| {
+        let d = if a.is_nan() || b.is_nan() {
+            if a.is_nan() && b.is_nan() {
+                0.0
+            } else {
+                f32::INFINITY
+            }
+        } else {
+            (a - b).abs()
+        };
+        m.max(d)
+    })
+}
+
+/// Runs a case with kernel family `family` and compares every output.
+pub fn run_case(case: &Case, family: KernelFamily) -> Result<CaseResult> {
+    let model = case.model.clone().with_kernel(family)?;
+    let seq = Sequence {
+        input: &case.input,
+        seq_len: case.seq_len,
+        batch: case.batch,
+        layout: Layout::SequenceMajor,
+        lengths: case.lengths.as_deref(),
+    };
+    let mut state = case.initial.clone();
+    let mut out = vec![f32::NAN; case.seq_len * case.batch * model.output_features()];
+    model.run(&seq, &mut state, &mut out, &mut Workspace::new())?;
+    let cfg = model.config();
+    let (t, b, d, hout) = (case.seq_len, case.batch, cfg.num_directions(), cfg.output_size());
+    let errors = case
+        .expected
+        .iter()
+        .map(|(name, target, want)| {
+            let err = match target {
+                Target::Output => max_abs_diff(&out, want),
+                Target::FinalH => max_abs_diff(state.h(), want),
+                Target::FinalC => max_abs_diff(state.c(), want),
+                Target::OnnxY => {
+                    // Y[t, d, b, j] = out[t, b, d*H + j]
+                    let mut y = vec![0.0; out.len()];
+                    for ti in 0..t {
+                        for di in 0..d {
+                            for bi in 0..b {
+                                let src = &out[(ti * b + bi) * d * hout + di * hout..][..hout];
+                                y[((ti * d + di) * b + bi) * hout..][..hout].copy_from_slice(src);
+                            }
+                        }
+                    }
+                    max_abs_diff(&y, want)
+                }
+            };
+            (name.clone(), err)
+        })
+        .collect();
+    Ok(CaseResult { errors })
+}

@@ -1,0 +1,447 @@
+//! The model object, the caller-owned state and workspace, and the two
+//! ways to run: a whole sequence, or one streaming time step.
+
+use crate::config::{Cell, Config};
+use crate::error::{check_len, Error, Result};
+use crate::plan::{KernelFamily, Plan};
+use crate::reference;
+use crate::weights::DirectionWeights;
+
+/// Memory order of a sequence tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Layout {
+    /// `[T, B, F]` (ONNX `layout=0`, PyTorch `batch_first=False`).
+    SequenceMajor,
+    /// `[B, T, F]` (ONNX `layout=1`, PyTorch `batch_first=True`, Keras).
+    BatchMajor,
+}
+
+/// A batch of input sequences.
+#[derive(Debug, Clone, Copy)]
+pub struct Sequence<'a> {
+    /// The input, `[T, B, I]` or `[B, T, I]` by `layout`.
+    pub input: &'a [f32],
+    /// T, the number of time steps (may be 0).
+    pub seq_len: usize,
+    /// B, the number of batch entries (may be 0).
+    pub batch: usize,
+    /// Memory order of `input` and of the output.
+    pub layout: Layout,
+    /// Per-entry lengths `[B]`, each in `0..=T`; `None` means all T.
+    /// Entry b runs only t < `lengths[b]` (the reverse pass starts at
+    /// `lengths[b] - 1`); its outputs for later steps are exactly 0 and its
+    /// final state is the state after its last valid step. A length of 0
+    /// gives zero outputs and a zero final state, as ONNX Runtime does.
+    pub lengths: Option<&'a [usize]>,
+}
+
+impl<'a> Sequence<'a> {
+    /// A sequence-major `[T, B, I]` batch of full-length sequences.
+    pub fn new(input: &'a [f32], seq_len: usize, batch: usize) -> Sequence<'a> {
+        Sequence {
+            input,
+            seq_len,
+            batch,
+            layout: Layout::SequenceMajor,
+            lengths: None,
+        }
+    }
+}
+
+/// Per-stream recurrent state, owned by the caller.
+///
+/// `h` is `[L*D, B, Hout]` and `c` is `[L*D, B, H]` (empty for GRU), indexed
+/// by `layer * D + direction` as in PyTorch's `h_n`/`c_n`. Before a run it
+/// holds the initial state; after it, the final state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct State {
+    h: Vec<f32>,
+    c: Vec<f32>,
+    batch: usize,
+    /// Number of streaming steps taken (kernels use its parity to alternate
+    /// the direction they walk the weights in).
+    pub(crate) steps: u64,
+}
+
+impl State {
+    /// The recurrent state `[L*D, B, Hout]`.
+    pub fn h(&self) -> &[f32] {
+        &self.h
+    }
+    /// The recurrent state, writable (to set an initial state).
+    pub fn h_mut(&mut self) -> &mut [f32] {
+        &mut self.h
+    }
+    /// The LSTM cell state `[L*D, B, H]` (empty for GRU).
+    pub fn c(&self) -> &[f32] {
+        &self.c
+    }
+    /// The LSTM cell state, writable.
+    pub fn c_mut(&mut self) -> &mut [f32] {
+        &mut self.c
+    }
+    /// The batch size B this state holds.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+    /// Sets every state to zero.
+    pub fn reset(&mut self) {
+        self.h.fill(0.0);
+        self.c.fill(0.0);
+        self.steps = 0;
+    }
+}
+
+/// Scratch memory for a run, owned by the caller so that repeated runs do
+/// not allocate. It grows on first use for a given shape and is reused after.
+#[derive(Debug, Default, Clone)]
+pub struct Workspace {
+    pub(crate) layer_a: Vec<f32>,
+    pub(crate) layer_b: Vec<f32>,
+    pub(crate) step_in: Vec<f32>,
+}
+
+impl Workspace {
+    /// An empty workspace; it grows on first use.
+    pub fn new() -> Workspace {
+        Workspace::default()
+    }
+}
+
+pub(crate) fn grow(v: &mut Vec<f32>, n: usize) {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+}
+
+/// A recurrent model (LSTM or GRU, any number of layers, any direction):
+/// immutable once built, `Send + Sync`, so one copy of the weights serves
+/// many threads, each with its own [`State`] and [`Workspace`].
+#[derive(Debug, Clone)]
+pub struct Rnn {
+    cfg: Config,
+    /// `[L * D]`, indexed `layer * D + direction`.
+    weights: Vec<DirectionWeights>,
+    plan: Plan,
+}
+
+/// Where one pass reads or writes a sequence: element offset of `(t, b)` is
+/// `t * t_stride + b * b_stride`, plus a feature offset.
+#[derive(Clone, Copy)]
+struct Strides {
+    t: usize,
+    b: usize,
+}
+
+impl Strides {
+    fn new(layout: Layout, seq_len: usize, batch: usize, features: usize) -> Strides {
+        match layout {
+            Layout::SequenceMajor => Strides {
+                t: batch * features,
+                b: features,
+            },
+            Layout::BatchMajor => Strides {
+                t: features,
+                b: seq_len * features,
+            },
+        }
+    }
+    fn at(&self, t: usize, b: usize) -> usize {
+        t * self.t + b * self.b
+    }
+}
+
+impl Rnn {
+    /// Builds a model from a configuration and canonical weights, one
+    /// [`DirectionWeights`] per layer and direction, indexed
+    /// `layer * D + direction`. Every shape is checked; the fastest kernel
+    /// this CPU supports is chosen once, here.
+    pub fn new(cfg: Config, weights: Vec<DirectionWeights>) -> Result<Rnn> {
+        cfg.validate()?;
+        let expected = cfg.num_layers * cfg.num_directions();
+        if weights.len() != expected {
+            return Err(Error::Shape {
+                what: "weights (layers x directions)".into(),
+                expected: vec![expected],
+                got: vec![weights.len()],
+            });
+        }
+        for (i, w) in weights.iter().enumerate() {
+            w.validate(&cfg, i / cfg.num_directions())?;
+        }
+        let plan = Plan::new(&cfg, &weights, KernelFamily::detect())?;
+        Ok(Rnn { cfg, weights, plan })
+    }
+
+    /// The same model run by kernel family `family`; a typed error if this
+    /// CPU or build cannot run it.
+    pub fn with_kernel(mut self, family: KernelFamily) -> Result<Rnn> {
+        self.plan = Plan::new(&self.cfg, &self.weights, family)?;
+        Ok(self)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The canonical weights, indexed `layer * D + direction`.
+    pub fn weights(&self) -> &[DirectionWeights] {
+        &self.weights
+    }
+
+    /// The full name of the kernel this model runs.
+    pub fn kernel_name(&self) -> &str {
+        self.plan.name()
+    }
+
+    /// The kernel family this model runs.
+    pub fn kernel_family(&self) -> KernelFamily {
+        self.plan.family()
+    }
+
+    /// A zero state for `batch` entries.
+    pub fn new_state(&self, batch: usize) -> State {
+        let ld = self.cfg.num_layers * self.cfg.num_directions();
+        let c_len = match self.cfg.cell {
+            Cell::Lstm => ld * batch * self.cfg.hidden_size,
+            Cell::Gru => 0,
+        };
+        State {
+            h: vec![0.0; ld * batch * self.cfg.output_size()],
+            c: vec![0.0; c_len],
+            batch,
+            steps: 0,
+        }
+    }
+
+    /// Number of output features per time step: `D * Hout`.
+    pub fn output_features(&self) -> usize {
+        self.cfg.num_directions() * self.cfg.output_size()
+    }
+
+    fn check_state(&self, state: &State) -> Result<()> {
+        let fresh = self.new_state(state.batch);
+        check_len("state h", fresh.h.len(), state.h.len())?;
+        check_len("state c", fresh.c.len(), state.c.len())
+    }
+
+    /// Runs a whole batch of sequences.
+    ///
+    /// `state` holds the initial states on entry (use [`Rnn::new_state`] for
+    /// zeros) and the final states on return. `output` receives every
+    /// time step of the last layer, `[T, B, D*Hout]` or `[B, T, D*Hout]`
+    /// (the input's layout), the forward pass's features first. All shapes
+    /// are checked before any work; nothing is allocated once `ws` has
+    /// grown to the shape.
+    pub fn run(
+        &self,
+        seq: &Sequence<'_>,
+        state: &mut State,
+        output: &mut [f32],
+        ws: &mut Workspace,
+    ) -> Result<()> {
+        let cfg = &self.cfg;
+        let (t_len, batch) = (seq.seq_len, seq.batch);
+        check_len("input", t_len * batch * cfg.input_size, seq.input.len())?;
+        check_len(
+            "output",
+            t_len * batch * self.output_features(),
+            output.len(),
+        )?;
+        if state.batch != batch {
+            return Err(Error::BufferLength {
+                what: "state batch".into(),
+                expected: batch,
+                got: state.batch,
+            });
+        }
+        self.check_state(state)?;
+        if let Some(lengths) = seq.lengths {
+            check_len("lengths", batch, lengths.len())?;
+            for (index, &length) in lengths.iter().enumerate() {
+                if length > t_len {
+                    return Err(Error::LengthOutOfRange {
+                        index,
+                        length,
+                        seq_len: t_len,
+                    });
+                }
+            }
+        }
+
+        let feat = self.output_features();
+        let inner = t_len * batch * feat;
+        if cfg.num_layers > 1 {
+            grow(&mut ws.layer_a, inner);
+            grow(&mut ws.layer_b, if cfg.num_layers > 2 { inner } else { 0 });
+        }
+        let mut buf_a = std::mem::take(&mut ws.layer_a);
+        let mut buf_b = std::mem::take(&mut ws.layer_b);
+        for k in 0..cfg.num_layers {
+            let last = k + 1 == cfg.num_layers;
+            // Layer k reads the user input (k = 0) or the previous layer's
+            // buffer, and writes the user output (last) or the other buffer.
+            let (src, src_strides, dst, dst_strides): (&[f32], Strides, &mut [f32], Strides) =
+                match (k, last) {
+                    (0, true) => (
+                        seq.input,
+                        Strides::new(seq.layout, t_len, batch, cfg.input_size),
+                        &mut *output,
+                        Strides::new(seq.layout, t_len, batch, feat),
+                    ),
+                    (0, false) => (
+                        seq.input,
+                        Strides::new(seq.layout, t_len, batch, cfg.input_size),
+                        &mut buf_a[..inner],
+                        Strides::new(Layout::SequenceMajor, t_len, batch, feat),
+                    ),
+                    (_, _) => {
+                        let (prev, next) = if k % 2 == 1 {
+                            (&buf_a[..inner], &mut buf_b[..])
+                        } else {
+                            (&buf_b[..inner], &mut buf_a[..])
+                        };
+                        let seq_strides = Strides::new(Layout::SequenceMajor, t_len, batch, feat);
+                        if last {
+                            (
+                                prev,
+                                seq_strides,
+                                &mut *output,
+                                Strides::new(seq.layout, t_len, batch, feat),
+                            )
+                        } else {
+                            (prev, seq_strides, &mut next[..inner], seq_strides)
+                        }
+                    }
+                };
+            self.run_layer(k, seq, src, src_strides, dst, dst_strides, state);
+        }
+        ws.layer_a = buf_a;
+        ws.layer_b = buf_b;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_layer(
+        &self,
+        k: usize,
+        seq: &Sequence<'_>,
+        src: &[f32],
+        src_s: Strides,
+        dst: &mut [f32],
+        dst_s: Strides,
+        state: &mut State,
+    ) {
+        let cfg = &self.cfg;
+        let dirs = cfg.num_directions();
+        let (hout, hs) = (cfg.output_size(), cfg.hidden_size);
+        let in_size = cfg.layer_input_size(k);
+        let batch = seq.batch;
+        for d in 0..dirs {
+            let idx = k * dirs + d;
+            let p = reference::StepParams {
+                cfg,
+                acts: cfg.activations[d],
+                w: &self.weights[idx],
+            };
+            let reverse = cfg.direction.is_reverse(d);
+            for b in 0..batch {
+                let len = seq.lengths.map_or(seq.seq_len, |l| l[b]);
+                let h = &mut state.h[(idx * batch + b) * hout..][..hout];
+                let c: &mut [f32] = if cfg.cell == Cell::Lstm {
+                    &mut state.c[(idx * batch + b) * hs..][..hs]
+                } else {
+                    &mut []
+                };
+                if len == 0 {
+                    h.fill(0.0);
+                    c.fill(0.0);
+                }
+                for s in 0..len {
+                    let t = if reverse { len - 1 - s } else { s };
+                    let x = &src[src_s.at(t, b)..][..in_size];
+                    reference::step(&p, x, h, c);
+                    dst[dst_s.at(t, b) + d * hout..][..hout].copy_from_slice(h);
+                }
+                for t in len..seq.seq_len {
+                    dst[dst_s.at(t, b) + d * hout..][..hout].fill(0.0);
+                }
+            }
+        }
+    }
+
+    /// One streaming time step of a forward (unidirectional) model: `x` is
+    /// `[B, I]`, `state` is updated in place, `output` receives the last
+    /// layer's new `h`, `[B, Hout]`. Gives the same numbers as
+    /// [`Rnn::run`] over the same inputs.
+    pub fn step(
+        &self,
+        x: &[f32],
+        state: &mut State,
+        output: &mut [f32],
+        ws: &mut Workspace,
+    ) -> Result<()> {
+        let cfg = &self.cfg;
+        if cfg.direction != crate::config::Direction::Forward {
+            return Err(Error::Unsupported(
+                "a streaming step needs a forward model (the reverse pass needs the whole sequence)"
+                    .into(),
+            ));
+        }
+        let batch = state.batch;
+        self.check_state(state)?;
+        check_len("input", batch * cfg.input_size, x.len())?;
+        let (hout, hs) = (cfg.output_size(), cfg.hidden_size);
+        check_len("output", batch * hout, output.len())?;
+        grow(&mut ws.step_in, batch * hout);
+        for k in 0..cfg.num_layers {
+            let p = reference::StepParams {
+                cfg,
+                acts: cfg.activations[0],
+                w: &self.weights[k],
+            };
+            let in_size = cfg.layer_input_size(k);
+            if k > 0 {
+                // The previous layer's new h is this layer's input.
+                ws.step_in[..batch * hout]
+                    .copy_from_slice(&state.h[(k - 1) * batch * hout..][..batch * hout]);
+            }
+            for b in 0..batch {
+                let xin = if k == 0 {
+                    &x[b * in_size..][..in_size]
+                } else {
+                    &ws.step_in[b * in_size..][..in_size]
+                };
+                let h = &mut state.h[(k * batch + b) * hout..][..hout];
+                let c: &mut [f32] = if cfg.cell == Cell::Lstm {
+                    &mut state.c[(k * batch + b) * hs..][..hs]
+                } else {
+                    &mut []
+                };
+                reference::step(&p, xin, h, c);
+            }
+        }
+        let last = (cfg.num_layers - 1) * batch * hout;
+        output.copy_from_slice(&state.h[last..][..batch * hout]);
+        state.steps += 1;
+        Ok(())
+    }
+
+    /// Convenience for a one-off run: allocates the output, a state
+    /// (from `initial` or zeros) and a workspace, and returns the output and
+    /// the final state.
+    pub fn forward(
+        &self,
+        seq: &Sequence<'_>,
+        initial: Option<&State>,
+    ) -> Result<(Vec<f32>, State)> {
+        let mut state = match initial {
+            Some(s) => s.clone(),
+            None => self.new_state(seq.batch),
+        };
+        let mut out = vec![0.0; seq.seq_len * seq.batch * self.output_features()];
+        self.run(seq, &mut state, &mut out, &mut Workspace::new())?;
+        Ok((out, state))
+    }
+}
