@@ -57,16 +57,19 @@ fn main() -> ExitCode {
                 };
                 family = match KernelFamily::from_name(&name) {
                     Ok(f) if f.is_available() => f,
-                    Ok(f) => return usage(&format!("kernel `{}` is not available on this host", f.name())),
+                    Ok(f) => {
+                        return usage(&format!(
+                            "kernel `{}` is not available on this host",
+                            f.name()
+                        ))
+                    }
                     Err(e) => return usage(&e.to_string()),
                 };
             }
-            "--tol" => {
-                match args.next().and_then(|v| v.parse::<f32>().ok()) {
-                    Some(v) if v >= 0.0 => tol = v,
-                    _ => return usage("--tol needs a non-negative number"),
-                }
-            }
+            "--tol" => match args.next().and_then(|v| v.parse::<f32>().ok()) {
+                Some(v) if v >= 0.0 => tol = v,
+                _ => return usage("--tol needs a non-negative number"),
+            },
             s if s.starts_with("--") => return usage(&format!("unknown option {s}")),
             _ => paths.push(PathBuf::from(a)),
         }
@@ -96,7 +99,12 @@ fn main() -> ExitCode {
             Ok(res) => {
                 let err = res.max_error();
                 let ok = err <= tol;
-                println!("{} {} {:.3e}", case.name, if ok { "ok" } else { "FAIL" }, err);
+                println!(
+                    "{} {} {:.3e}",
+                    case.name,
+                    if ok { "ok" } else { "FAIL" },
+                    err
+                );
                 if ok {
                     passed += 1;
                 } else {

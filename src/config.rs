@@ -172,7 +172,12 @@ impl Activation {
             "elu" => Activation::Elu { alpha: a(1.0) },
             "softsign" => Activation::Softsign,
             "softplus" => Activation::Softplus,
-            other => return Err(attr_err("activations", format!("unknown function `{other}`"))),
+            other => {
+                return Err(attr_err(
+                    "activations",
+                    format!("unknown function `{other}`"),
+                ))
+            }
         })
     }
 
@@ -305,7 +310,10 @@ impl Config {
         }
         if let Some(clip) = self.clip {
             if !(clip.is_finite() && clip > 0.0) {
-                return Err(attr_err("clip", format!("must be finite and > 0, got {clip}")));
+                return Err(attr_err(
+                    "clip",
+                    format!("must be finite and > 0, got {clip}"),
+                ));
             }
         }
         if self.cell == Cell::Gru && self.input_forget {

@@ -76,15 +76,21 @@ impl Meta<'_> {
     }
     fn usize(&self, key: &str) -> Result<usize> {
         let s = self.get(key)?;
-        s.trim()
-            .parse()
-            .map_err(|_| bad(self.path, format!("metadata `{key}` = `{s}` is not a count")))
+        s.trim().parse().map_err(|_| {
+            bad(
+                self.path,
+                format!("metadata `{key}` = `{s}` is not a count"),
+            )
+        })
     }
     fn flag(&self, key: &str) -> Result<bool> {
         match self.map.get(key).map(|s| s.trim()) {
             None | Some("0") => Ok(false),
             Some("1") => Ok(true),
-            Some(s) => Err(bad(self.path, format!("metadata `{key}` = `{s}` is not 0/1"))),
+            Some(s) => Err(bad(
+                self.path,
+                format!("metadata `{key}` = `{s}` is not 0/1"),
+            )),
         }
     }
     fn floats(&self, key: &str) -> Result<Vec<f32>> {
@@ -95,7 +101,10 @@ impl Meta<'_> {
                 .split(',')
                 .map(|v| {
                     v.trim().parse::<f32>().map_err(|_| {
-                        bad(self.path, format!("metadata `{key}`: `{v}` is not a number"))
+                        bad(
+                            self.path,
+                            format!("metadata `{key}`: `{v}` is not a number"),
+                        )
                     })
                 })
                 .collect(),
@@ -113,12 +122,21 @@ fn expect_shape(path: &str, name: &str, t: &Tensor, dims: &[usize]) -> Result<()
     Ok(())
 }
 
-fn lengths(path: &str, file: &TensorFile, name: &str, batch: usize, t: usize) -> Result<Option<Vec<usize>>> {
+fn lengths(
+    path: &str,
+    file: &TensorFile,
+    name: &str,
+    batch: usize,
+    t: usize,
+) -> Result<Option<Vec<usize>>> {
     let Some((shape, vals)) = file.i64(name).map_err(|e| bad(path, e))? else {
         return Ok(None);
     };
     if shape != [batch] {
-        return Err(bad(path, format!("`{name}` has shape {shape:?}, expected [{batch}]")));
+        return Err(bad(
+            path,
+            format!("`{name}` has shape {shape:?}, expected [{batch}]"),
+        ));
     }
     vals.iter()
         .map(|&v| {
@@ -134,7 +152,20 @@ fn lengths(path: &str, file: &TensorFile, name: &str, batch: usize, t: usize) ->
 /// Loads a case file; every problem is an [`Error::Format`] naming the file.
 pub fn load_case(path: &Path) -> Result<Case> {
     let p = path.display().to_string();
-    let file = TensorFile::open(path).map_err(|e| bad(&p, e))?;
+    let bytes = std::fs::read(path).map_err(|e| bad(&p, e))?;
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    parse_case(&bytes, &name, &p)
+}
+
+/// Parses a case from a file's bytes; `name` is the case name and `p` the
+/// path shown in error messages.
+pub fn parse_case(bytes: &[u8], name: &str, p: &str) -> Result<Case> {
+    let name = name.to_string();
+    let file = TensorFile::parse(bytes).map_err(|e| bad(p, e))?;
+    let p = p.to_string();
     let meta = Meta {
         map: file.metadata(),
         path: &p,
@@ -146,10 +177,6 @@ pub fn load_case(path: &Path) -> Result<Case> {
     };
     let (t, b) = (meta.usize("seq_len")?, meta.usize("batch")?);
     let (hidden, input) = (meta.usize("hidden_size")?, meta.usize("input_size")?);
-    let name = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let f32t = |n: &str| file.f32(n).map_err(|e| bad(&p, e));
     let opt = |n: &str| file.tensor(n).map_err(|e| bad(&p, e));
     match meta.get("layout")? {
@@ -178,7 +205,13 @@ pub fn load_case(path: &Path) -> Result<Case> {
             let model = match cell {
                 Cell::Lstm => {
                     let pp = opt("P")?;
-                    onnx::lstm(w.view(), r.view(), bias.as_ref().map(|x| x.view()), pp.as_ref().map(|x| x.view()), &attrs)
+                    onnx::lstm(
+                        w.view(),
+                        r.view(),
+                        bias.as_ref().map(|x| x.view()),
+                        pp.as_ref().map(|x| x.view()),
+                        &attrs,
+                    )
                 }
                 Cell::Gru => onnx::gru(w.view(), r.view(), bias.as_ref().map(|x| x.view()), &attrs),
             }
@@ -309,7 +342,12 @@ pub fn run_case(case: &Case, family: KernelFamily) -> Result<CaseResult> {
     let mut out = vec![f32::NAN; case.seq_len * case.batch * model.output_features()];
     model.run(&seq, &mut state, &mut out, &mut Workspace::new())?;
     let cfg = model.config();
-    let (t, b, d, hout) = (case.seq_len, case.batch, cfg.num_directions(), cfg.output_size());
+    let (t, b, d, hout) = (
+        case.seq_len,
+        case.batch,
+        cfg.num_directions(),
+        cfg.output_size(),
+    );
     let errors = case
         .expected
         .iter()

@@ -47,6 +47,7 @@ pub mod import;
 mod model;
 pub mod plan;
 pub mod reference;
+pub mod shapes;
 mod weights;
 
 pub use config::{Activation, Activations, Cell, Config, Direction, GruReset};

@@ -30,8 +30,9 @@ pub struct Sequence<'a> {
     /// Per-entry lengths `[B]`, each in `0..=T`; `None` means all T.
     /// Entry b runs only t < `lengths[b]` (the reverse pass starts at
     /// `lengths[b] - 1`); its outputs for later steps are exactly 0 and its
-    /// final state is the state after its last valid step. A length of 0
-    /// gives zero outputs and a zero final state, as ONNX Runtime does.
+    /// final state is the state after its last valid step. An explicit
+    /// length of 0 gives a zero final state, as ONNX Runtime does; with
+    /// `T = 0` and no lengths no step runs and the state is left as it was.
     pub lengths: Option<&'a [usize]>,
 }
 
@@ -354,7 +355,7 @@ impl Rnn {
                 } else {
                     &mut []
                 };
-                if len == 0 {
+                if seq.lengths.is_some() && len == 0 {
                     h.fill(0.0);
                     c.fill(0.0);
                 }

@@ -33,9 +33,13 @@ fn reference_matches_every_golden_case() {
     for path in golden_files() {
         let case = load_case(&path).unwrap_or_else(|e| panic!("{e}"));
         let res = run_case(&case, KernelFamily::Reference).expect("run");
-        if !(res.max_error() <= TOL) {
+        if res.max_error() > TOL {
             failures.push(format!("{}: {:?}", case.name, res.errors));
         }
     }
-    assert!(failures.is_empty(), "failed cases:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "failed cases:\n{}",
+        failures.join("\n")
+    );
 }

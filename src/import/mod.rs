@@ -6,7 +6,7 @@
 //! | ONNX | i o f c | z r h | `[out, in]` | [`onnx`] |
 //! | PyTorch | i f g o | r z n | `[out, in]` | [`pytorch`] |
 //! | Keras | i f c o | z r h | `[in, out]` | [`keras`] |
-//! | seed (concat) | f i c o | r z h | `[(H+I), out]` over `[h, x]` | [`concat`] |
+//! | seed (concat) | f i c o | r z h | `[(H+I), out]` over `[h, x]` | [`mod@concat`] |
 //!
 //! Canonical order (what kernels see): LSTM `i f g o`, GRU `z r n`.
 
@@ -112,7 +112,12 @@ impl TensorSource for HashMap<String, Tensor> {
 
 /// Copies the gate blocks of `src` (`gates` blocks of `rows_per_gate` rows
 /// of `cols` columns) so that canonical block `k` is source block `order[k]`.
-pub(crate) fn reorder_rows(src: &[f32], rows_per_gate: usize, cols: usize, order: &[usize]) -> Vec<f32> {
+pub(crate) fn reorder_rows(
+    src: &[f32],
+    rows_per_gate: usize,
+    cols: usize,
+    order: &[usize],
+) -> Vec<f32> {
     let block = rows_per_gate * cols;
     let mut out = Vec::with_capacity(src.len());
     for &k in order {

@@ -68,10 +68,7 @@ impl OnnxAttributes {
         let mut sets = [Activations::default(); 2];
         if self.activations.is_empty() {
             if !self.activation_alpha.is_empty() || !self.activation_beta.is_empty() {
-                return Err(attr_err(
-                    "activation_alpha",
-                    "given without `activations`",
-                ));
+                return Err(attr_err("activation_alpha", "given without `activations`"));
             }
             return Ok(sets);
         }

@@ -64,7 +64,10 @@ pub fn from_state_dict(src: &dyn TensorSource, opts: &PytorchOptions) -> Result<
     let ih0 = req(src, &format!("{pre}weight_ih_l0"))?;
     let [_, input] = ih0.view().dims::<2>("weight_ih_l0")?;
     let mut num_layers = 1;
-    while src.tensor(&format!("{pre}weight_ih_l{num_layers}"))?.is_some() {
+    while src
+        .tensor(&format!("{pre}weight_ih_l{num_layers}"))?
+        .is_some()
+    {
         num_layers += 1;
     }
     let bidir = src.tensor(&format!("{pre}weight_ih_l0_reverse"))?.is_some();
@@ -103,7 +106,8 @@ pub fn from_state_dict(src: &dyn TensorSource, opts: &PytorchOptions) -> Result<
             let w = req(src, &name("weight_ih"))?;
             w.view().expect(&name("weight_ih"), &[gh, in_k])?;
             let r = req(src, &name("weight_hh"))?;
-            r.view().expect(&name("weight_hh"), &[gh, cfg.output_size()])?;
+            r.view()
+                .expect(&name("weight_hh"), &[gh, cfg.output_size()])?;
             let (wb, rb) = if has_bias {
                 let bi = req(src, &name("bias_ih"))?;
                 bi.view().expect(&name("bias_ih"), &[gh])?;

@@ -32,8 +32,8 @@ impl TensorFile {
     /// Reads and parses a file.
     pub fn open(path: impl AsRef<std::path::Path>) -> Result<TensorFile> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path)
-            .map_err(|e| Error::Format(format!("{}: {e}", path.display())))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| Error::Format(format!("{}: {e}", path.display())))?;
         TensorFile::parse(&bytes)
     }
 
@@ -81,7 +81,9 @@ impl TensorFile {
                 Data::Other(_) => n,
             };
             if n != len {
-                return Err(Error::Format(format!("tensor `{name}`: data do not fill its shape")));
+                return Err(Error::Format(format!(
+                    "tensor `{name}`: data do not fill its shape"
+                )));
             }
             tensors.insert(name, (shape, data));
         }

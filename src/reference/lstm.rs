@@ -19,32 +19,37 @@ pub fn step(p: &StepParams<'_>, x: &[f32], h: &mut [f32], c: &mut [f32]) {
     let w = p.w;
     let gate = |k: usize| k * hs..(k + 1) * hs;
     // pre[k*H + j]: every gate's pre-activation before peepholes and clip.
-    let mut pre: Vec<f64> = w
-        .wb
-        .iter()
-        .zip(&w.rb)
-        .map(|(&a, &b)| a as f64 + b as f64)
-        .collect();
+    let mut pre: Vec<f64> =
+        w.wb.iter()
+            .zip(&w.rb)
+            .map(|(&a, &b)| a as f64 + b as f64)
+            .collect();
     matvec_f64(&w.w, x, 0..4 * hs, &mut pre);
     matvec_f64(&w.r, h, 0..4 * hs, &mut pre);
 
-    let peep = |k: usize, j: usize| -> f64 {
-        w.peepholes
-            .as_ref()
-            .map_or(0.0, |p| p[k * hs + j] as f64)
-    };
+    let peep =
+        |k: usize, j: usize| -> f64 { w.peepholes.as_ref().map_or(0.0, |p| p[k * hs + j] as f64) };
     let mut h_full = vec![0.0f64; hs];
     for j in 0..hs {
         let c_old = c[j] as f64;
-        let i = eval(p.acts.f, clip(pre[gate(I)][j] + peep(0, j) * c_old, p.cfg.clip));
+        let i = eval(
+            p.acts.f,
+            clip(pre[gate(I)][j] + peep(0, j) * c_old, p.cfg.clip),
+        );
         let f = if p.cfg.input_forget {
             1.0 - i
         } else {
-            eval(p.acts.f, clip(pre[gate(F)][j] + peep(1, j) * c_old, p.cfg.clip))
+            eval(
+                p.acts.f,
+                clip(pre[gate(F)][j] + peep(1, j) * c_old, p.cfg.clip),
+            )
         };
         let g = eval(p.acts.g, clip(pre[gate(G)][j], p.cfg.clip));
         let c_new = f * c_old + i * g;
-        let o = eval(p.acts.f, clip(pre[gate(O)][j] + peep(2, j) * c_new, p.cfg.clip));
+        let o = eval(
+            p.acts.f,
+            clip(pre[gate(O)][j] + peep(2, j) * c_new, p.cfg.clip),
+        );
         h_full[j] = o * eval(p.acts.h, c_new);
         c[j] = c_new as f32;
     }

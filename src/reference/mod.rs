@@ -60,11 +60,7 @@ pub(crate) fn matvec_f64_v64(m: &[f32], v: &[f64], rows: std::ops::Range<usize>,
     let n = v.len();
     for (o, j) in out.iter_mut().zip(rows) {
         let row = &m[j * n..(j + 1) * n];
-        *o += row
-            .iter()
-            .zip(v)
-            .map(|(&a, &b)| a as f64 * b)
-            .sum::<f64>();
+        *o += row.iter().zip(v).map(|(&a, &b)| a as f64 * b).sum::<f64>();
     }
 }
 

@@ -1,0 +1,114 @@
+//! The standard benchmark shapes of DESIGN.md §5, shared by the criterion
+//! benches and the `bench` example so both measure the same thing.
+
+use crate::config::{Cell, Config};
+use crate::error::{Error, Result};
+use crate::model::Rnn;
+use crate::weights::DirectionWeights;
+
+/// One standard shape: cell, H (= I), batch B, time steps T.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// The shape's name, e.g. `lstm-h256-b1`.
+    pub name: &'static str,
+    /// LSTM or GRU.
+    pub cell: Cell,
+    /// Hidden size H; the input size I is the same.
+    pub hidden: usize,
+    /// Batch B.
+    pub batch: usize,
+    /// Time steps T (1 for a streaming step).
+    pub steps: usize,
+    /// True for a streaming step (`Rnn::step`) instead of a sequence run.
+    pub streaming: bool,
+}
+
+const fn seq(name: &'static str, cell: Cell, hidden: usize, batch: usize) -> Shape {
+    Shape {
+        name,
+        cell,
+        hidden,
+        batch,
+        steps: 100,
+        streaming: false,
+    }
+}
+
+/// Every standard shape.
+pub const STANDARD: &[Shape] = &[
+    seq("lstm-h64-b1", Cell::Lstm, 64, 1),
+    seq("lstm-h128-b1", Cell::Lstm, 128, 1),
+    seq("lstm-h256-b1", Cell::Lstm, 256, 1),
+    seq("lstm-h512-b1", Cell::Lstm, 512, 1),
+    seq("lstm-h1024-b1", Cell::Lstm, 1024, 1),
+    seq("gru-h64-b1", Cell::Gru, 64, 1),
+    seq("gru-h256-b1", Cell::Gru, 256, 1),
+    seq("gru-h1024-b1", Cell::Gru, 1024, 1),
+    seq("lstm-h256-b16", Cell::Lstm, 256, 16),
+    seq("lstm-h256-b64", Cell::Lstm, 256, 64),
+    Shape {
+        name: "lstm-h512-step",
+        cell: Cell::Lstm,
+        hidden: 512,
+        batch: 1,
+        steps: 1,
+        streaming: true,
+    },
+];
+
+impl Shape {
+    /// Looks a shape up by name.
+    pub fn by_name(name: &str) -> Result<Shape> {
+        STANDARD
+            .iter()
+            .copied()
+            .find(|s| s.name == name)
+            .ok_or_else(|| Error::InvalidAttribute {
+                name: "shape".into(),
+                reason: format!("unknown shape `{name}`"),
+            })
+    }
+
+    /// A model of this shape with deterministic weights in
+    /// `U(-1/sqrt(H), 1/sqrt(H))` (PyTorch's initialisation).
+    pub fn model(&self) -> Rnn {
+        let (h, g) = (self.hidden, self.cell.gates());
+        let cfg = Config::new(self.cell, h, h);
+        let scale = 1.0 / (h as f32).sqrt();
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut v = |n: usize| -> Vec<f32> {
+            (0..n)
+                .map(|_| {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    ((rng >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+                })
+                .collect()
+        };
+        let w = DirectionWeights {
+            w: v(g * h * h),
+            r: v(g * h * h),
+            wb: v(g * h),
+            rb: v(g * h),
+            peepholes: None,
+            proj: None,
+        };
+        Rnn::new(cfg, vec![w]).expect("standard shapes are valid")
+    }
+
+    /// A deterministic input `[T, B, I]` in `[-1, 1)`.
+    pub fn input(&self) -> Vec<f32> {
+        (0..self.steps * self.batch * self.hidden)
+            .map(|k| ((k * 7919 % 2000) as f32 / 1000.0) - 1.0)
+            .collect()
+    }
+
+    /// Multiply-adds of one time step for the whole batch: the input part
+    /// and the recurrent part, `2 * G * H * (I + H) * B` flops.
+    pub fn flops_per_step(&self) -> f64 {
+        let g = self.cell.gates() as f64;
+        let h = self.hidden as f64;
+        2.0 * g * h * (2.0 * h) * self.batch as f64
+    }
+}

@@ -1,0 +1,145 @@
+//! Public API behaviour: streaming steps equal the sequence run, both
+//! layouts agree, padding and zero lengths, empty shapes, Send + Sync.
+
+mod common;
+use common::*;
+
+use fusedrnn::import::pytorch::{self, PytorchOptions};
+use fusedrnn::{Cell, Layout, Rnn, Sequence, Workspace};
+
+fn model(name: &str, cell: Cell) -> Rnn {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/data/golden/{name}.safetensors"));
+    pytorch::load_safetensors(p, &PytorchOptions::new(cell)).unwrap()
+}
+
+fn assert_send_sync<T: Send + Sync>() {}
+
+#[test]
+fn model_is_send_and_sync() {
+    assert_send_sync::<Rnn>();
+    assert_send_sync::<fusedrnn::State>();
+}
+
+/// Stepping one time step at a time gives bit-identical numbers to the
+/// sequence run, for every kernel the host runs.
+#[test]
+fn streaming_steps_equal_the_sequence_run() {
+    for (name, cell) in [
+        ("pt-lstm-l2-init-h16-i16-b3-t7", Cell::Lstm),
+        ("pt-gru-l1-h8-i5-b2-t7", Cell::Gru),
+        ("pt-lstm-l1-proj3-init-h8-i5-b2-t7", Cell::Lstm),
+    ] {
+        for fam in fusedrnn::KernelFamily::available() {
+            let m = model(name, cell).with_kernel(fam).unwrap();
+            let (tl, b, i) = (9, 3, m.config().input_size);
+            let x = Rng(3).vec(tl * b * i, 1.0);
+            let mut init = m.new_state(b);
+            let hl = init.h().len();
+            init.h_mut().copy_from_slice(&Rng(5).vec(hl, 1.0));
+            let cl = init.c().len();
+            init.c_mut().copy_from_slice(&Rng(6).vec(cl, 1.0));
+            let (y, fin) = m.forward(&Sequence::new(&x, tl, b), Some(&init)).unwrap();
+            let mut st = init.clone();
+            let mut ws = Workspace::new();
+            let hout = m.config().output_size();
+            let mut out = vec![f32::NAN; b * hout];
+            for s in 0..tl {
+                m.step(&x[s * b * i..(s + 1) * b * i], &mut st, &mut out, &mut ws)
+                    .unwrap();
+                assert_eq!(
+                    out,
+                    &y[s * b * hout..(s + 1) * b * hout],
+                    "{name} {fam:?} step {s}"
+                );
+            }
+            assert_eq!(st.h(), fin.h());
+            assert_eq!(st.c(), fin.c());
+        }
+    }
+}
+
+#[test]
+fn batch_major_equals_sequence_major() {
+    let m = model("pt-gru-l2-bidir-init-h16-i16-b3-t7", Cell::Gru);
+    let (tl, b, i, f) = (6, 3, 16, m.output_features());
+    let x = Rng(11).vec(tl * b * i, 1.0);
+    let mut xb = vec![0.0; x.len()];
+    for s in 0..tl {
+        for e in 0..b {
+            xb[(e * tl + s) * i..][..i].copy_from_slice(&x[(s * b + e) * i..][..i]);
+        }
+    }
+    let lengths = [6, 2, 4];
+    let seq = Sequence {
+        lengths: Some(&lengths),
+        ..Sequence::new(&x, tl, b)
+    };
+    let (y, st) = m.forward(&seq, None).unwrap();
+    let seqb = Sequence {
+        layout: Layout::BatchMajor,
+        input: &xb,
+        ..seq
+    };
+    let (yb, stb) = m.forward(&seqb, None).unwrap();
+    for s in 0..tl {
+        for e in 0..b {
+            assert_eq!(&yb[(e * tl + s) * f..][..f], &y[(s * b + e) * f..][..f]);
+        }
+    }
+    assert_eq!(st, stb);
+}
+
+#[test]
+fn padding_is_zero_and_zero_length_gives_zero_state() {
+    let m = model("pt-lstm-l1-bidir-init-h32-i5-b2-t20", Cell::Lstm);
+    let (tl, b, i, f) = (5, 3, 5, m.output_features());
+    let x = Rng(2).vec(tl * b * i, 1.0);
+    let lengths = [5, 0, 2];
+    let mut init = m.new_state(b);
+    init.h_mut().fill(0.5);
+    init.c_mut().fill(0.5);
+    let seq = Sequence {
+        lengths: Some(&lengths),
+        ..Sequence::new(&x, tl, b)
+    };
+    let (y, st) = m.forward(&seq, Some(&init)).unwrap();
+    for s in 0..tl {
+        for (e, &len) in lengths.iter().enumerate() {
+            let row = &y[(s * b + e) * f..][..f];
+            if s >= len {
+                assert!(row.iter().all(|&v| v == 0.0));
+            } else {
+                assert!(row.iter().all(|&v| v != 0.0 && v.is_finite()));
+            }
+        }
+    }
+    // Entry 1 (length 0) has zero final states, as ONNX Runtime gives.
+    let h = 32;
+    for d in 0..2 {
+        assert!(st.h()[(d * b + 1) * h..][..h].iter().all(|&v| v == 0.0));
+        assert!(st.c()[(d * b + 1) * h..][..h].iter().all(|&v| v == 0.0));
+    }
+    // Entry 2's reverse pass starts at its own last step: its output at
+    // t = 0 equals a run over just its two steps.
+    let x2: Vec<f32> = (0..2)
+        .flat_map(|s| x[(s * b + 2) * i..][..i].to_vec())
+        .collect();
+    let mut init2 = m.new_state(1);
+    init2.h_mut().fill(0.5);
+    init2.c_mut().fill(0.5);
+    let (y2, _) = m.forward(&Sequence::new(&x2, 2, 1), Some(&init2)).unwrap();
+    assert_eq!(&y2[..f], &y[2 * f..3 * f]);
+}
+
+#[test]
+fn empty_sequences_and_batches() {
+    let m = model("pt-gru-l1-h8-i5-b2-t7", Cell::Gru);
+    let mut init = m.new_state(2);
+    init.h_mut().fill(0.25);
+    let (y, st) = m.forward(&Sequence::new(&[], 0, 2), Some(&init)).unwrap();
+    assert!(y.is_empty());
+    assert_eq!(st, init);
+    let (y, _) = m.forward(&Sequence::new(&[], 4, 0), None).unwrap();
+    assert!(y.is_empty());
+}

@@ -1,0 +1,253 @@
+//! Every importer, checked against golden outputs: ONNX and PyTorch load
+//! the files directly; Keras and the seed's concatenated form get a golden
+//! case's weights converted into their layout (transposed, reordered,
+//! biases merged) and must reproduce the same outputs. Tolerance 1e-5 as
+//! in golden.rs.
+
+mod common;
+use common::*;
+
+use fusedrnn::import::concat::{self, ConcatGate};
+use fusedrnn::import::keras::{self, KerasActivations};
+use fusedrnn::import::pytorch::{self, PytorchOptions};
+use fusedrnn::import::{Tensor, TensorView};
+use fusedrnn::{Cell, Sequence};
+
+const TOL: f32 = 1e-5;
+
+fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut o = vec![0.0; m.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            o[c * rows + r] = m[r * cols + c];
+        }
+    }
+    o
+}
+
+fn blocks(v: &[f32], block: usize, order: &[usize]) -> Vec<f32> {
+    order
+        .iter()
+        .flat_map(|&k| v[k * block..(k + 1) * block].to_vec())
+        .collect()
+}
+
+fn view<'a>(shape: &'a [usize], data: &'a [f32]) -> TensorView<'a> {
+    TensorView::new(shape, data).unwrap()
+}
+
+fn check_output(
+    model: &fusedrnn::Rnn,
+    f: &fusedrnn::import::safetensors::TensorFile,
+    x: &str,
+    init: Option<&str>,
+    want: &str,
+) {
+    let x = t(f, x);
+    let (tl, b) = (x.shape[0], x.shape[1]);
+    let mut st = model.new_state(b);
+    if let Some(init) = init {
+        st.h_mut().copy_from_slice(&t(f, init).data);
+    }
+    let (y, _) = model
+        .forward(&Sequence::new(&x.data, tl, b), Some(&st))
+        .unwrap();
+    let err = max_abs_diff(&y, &t(f, want).data);
+    assert!(err <= TOL, "max error {err}");
+}
+
+#[test]
+fn pytorch_state_dict_with_prefix_loads() {
+    let f = golden("pt-lstm-l2-init-h16-i16-b3-t7");
+    let mut dict = std::collections::HashMap::new();
+    for name in f.names() {
+        if name.starts_with("weight") || name.starts_with("bias") {
+            dict.insert(format!("rnn.{name}"), t(&f, name));
+        }
+    }
+    dict.insert(
+        "fc.weight".to_string(),
+        Tensor::new(vec![2, 2], vec![0.0; 4]).unwrap(),
+    );
+    let opts = PytorchOptions {
+        cell: Cell::Lstm,
+        prefix: "rnn.".into(),
+    };
+    let model = pytorch::from_state_dict(&dict, &opts).unwrap();
+    assert_eq!(model.config().num_layers, 2);
+    assert_eq!(model.config().hidden_size, 16);
+    let x = t(&f, "x");
+    let mut st = model.new_state(3);
+    st.h_mut().copy_from_slice(&t(&f, "h0").data);
+    st.c_mut().copy_from_slice(&t(&f, "c0").data);
+    let (y, st) = model
+        .forward(&Sequence::new(&x.data, 7, 3), Some(&st))
+        .unwrap();
+    assert!(max_abs_diff(&y, &t(&f, "output").data) <= TOL);
+    assert!(max_abs_diff(st.h(), &t(&f, "h_n").data) <= TOL);
+    assert!(max_abs_diff(st.c(), &t(&f, "c_n").data) <= TOL);
+}
+
+#[test]
+fn pytorch_safetensors_file_loads_in_one_call() {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/golden/pt-gru-l2-bidir-init-h16-i16-b3-t7.safetensors");
+    let model = pytorch::load_safetensors(&p, &PytorchOptions::new(Cell::Gru)).unwrap();
+    assert_eq!(model.config().num_layers, 2);
+    assert_eq!(model.config().direction, fusedrnn::Direction::Bidirectional);
+    let f = golden("pt-gru-l2-bidir-init-h16-i16-b3-t7");
+    check_output(&model, &f, "x", Some("h0"), "output");
+}
+
+#[test]
+fn keras_lstm_from_converted_pytorch_weights() {
+    // PyTorch i,f,g,o = Keras i,f,c,o; Keras is [in, out] with one bias.
+    let f = golden("pt-lstm-l1-h8-i5-b2-t7");
+    let (h, i) = (8, 5);
+    let kernel = transpose(&t(&f, "weight_ih_l0").data, 4 * h, i);
+    let rec = transpose(&t(&f, "weight_hh_l0").data, 4 * h, h);
+    let bias: Vec<f32> = t(&f, "bias_ih_l0")
+        .data
+        .iter()
+        .zip(&t(&f, "bias_hh_l0").data)
+        .map(|(a, b)| a + b)
+        .collect();
+    let model = keras::lstm(
+        view(&[i, 4 * h], &kernel),
+        view(&[h, 4 * h], &rec),
+        Some(view(&[4 * h], &bias)),
+        KerasActivations::default(),
+    )
+    .unwrap();
+    check_output(&model, &f, "x", None, "output");
+}
+
+#[test]
+fn keras_gru_reset_after_from_converted_pytorch_weights() {
+    // PyTorch r,z,n -> Keras z,r,h; bias [2, 3H] = [input, recurrent].
+    let f = golden("pt-gru-l1-h8-i5-b2-t7");
+    let (h, i) = (8, 5);
+    let order = [1, 0, 2];
+    let kernel = transpose(
+        &blocks(&t(&f, "weight_ih_l0").data, h * i, &order),
+        3 * h,
+        i,
+    );
+    let rec = transpose(
+        &blocks(&t(&f, "weight_hh_l0").data, h * h, &order),
+        3 * h,
+        h,
+    );
+    let mut bias = blocks(&t(&f, "bias_ih_l0").data, h, &order);
+    bias.extend(blocks(&t(&f, "bias_hh_l0").data, h, &order));
+    let model = keras::gru(
+        view(&[i, 3 * h], &kernel),
+        view(&[h, 3 * h], &rec),
+        Some(view(&[2, 3 * h], &bias)),
+        true,
+        KerasActivations::default(),
+    )
+    .unwrap();
+    check_output(&model, &f, "x", None, "output");
+}
+
+fn onnx_gru_lbr0() -> (fusedrnn::import::safetensors::TensorFile, usize, usize) {
+    (golden("onnx-gru-fwd-lbr0-h8-i5-b2-t7"), 8, 5)
+}
+
+/// ONNX's Y is [T, D, B, H]; with D = 1 it is [T, B, H] like ours.
+#[test]
+fn keras_gru_reset_before_from_converted_onnx_weights() {
+    // ONNX z,r,h = Keras z,r,h; with reset_after=False Keras has one bias,
+    // and ONNX lbr=0 adds Rb_h unscaled, so the biases simply add.
+    let (f, h, i) = onnx_gru_lbr0();
+    let kernel = transpose(&t(&f, "W").data, 3 * h, i);
+    let rec = transpose(&t(&f, "R").data, 3 * h, h);
+    let b = t(&f, "B").data;
+    let bias: Vec<f32> = (0..3 * h).map(|j| b[j] + b[3 * h + j]).collect();
+    let model = keras::gru(
+        view(&[i, 3 * h], &kernel),
+        view(&[h, 3 * h], &rec),
+        Some(view(&[3 * h], &bias)),
+        false,
+        KerasActivations::default(),
+    )
+    .unwrap();
+    check_output(&model, &f, "X", None, "Y");
+}
+
+/// The seed's per-gate matrix `[(H+I), H]` over `[h, x]`.
+fn concat_gate(w: &[f32], r: &[f32], gate: usize, h: usize, i: usize, sign: f32) -> Vec<f32> {
+    let mut m = vec![0.0; (h + i) * h];
+    for j in 0..h {
+        for k in 0..h {
+            m[k * h + j] = sign * r[(gate * h + j) * h + k];
+        }
+        for k in 0..i {
+            m[(h + k) * h + j] = sign * w[(gate * h + j) * i + k];
+        }
+    }
+    m
+}
+
+#[test]
+fn concat_lstm_from_converted_pytorch_weights() {
+    let f = golden("pt-lstm-l1-h8-i5-b2-t7");
+    let (h, i) = (8, 5);
+    let (w, r) = (t(&f, "weight_ih_l0").data, t(&f, "weight_hh_l0").data);
+    let b: Vec<f32> = t(&f, "bias_ih_l0")
+        .data
+        .iter()
+        .zip(&t(&f, "bias_hh_l0").data)
+        .map(|(a, b)| a + b)
+        .collect();
+    // PyTorch blocks i=0, f=1, g=2, o=3; the seed order is f, i, c, o.
+    let mats: Vec<Vec<f32>> = [1, 0, 2, 3]
+        .iter()
+        .map(|&g| concat_gate(&w, &r, g, h, i, 1.0))
+        .collect();
+    let gate = |k: usize, g: usize| ConcatGate {
+        weight: &mats[k],
+        bias: &b[g * h..(g + 1) * h],
+    };
+    let model = concat::lstm([gate(0, 1), gate(1, 0), gate(2, 2), gate(3, 3)], h, i).unwrap();
+    check_output(&model, &f, "x", None, "output");
+}
+
+#[test]
+fn concat_gru_from_converted_onnx_weights() {
+    // The seed's update gate is 1 - z: its weights and bias are ONNX's negated.
+    let (f, h, i) = onnx_gru_lbr0();
+    let (w, r, bb) = (t(&f, "W").data, t(&f, "R").data, t(&f, "B").data);
+    let bias = |g: usize, s: f32| -> Vec<f32> {
+        (0..h)
+            .map(|j| s * (bb[g * h + j] + bb[3 * h + g * h + j]))
+            .collect()
+    };
+    let (mz, mr, mh) = (
+        concat_gate(&w, &r, 0, h, i, -1.0),
+        concat_gate(&w, &r, 1, h, i, 1.0),
+        concat_gate(&w, &r, 2, h, i, 1.0),
+    );
+    let (bz, br, bh) = (bias(0, -1.0), bias(1, 1.0), bias(2, 1.0));
+    let model = concat::gru(
+        [
+            ConcatGate {
+                weight: &mr,
+                bias: &br,
+            },
+            ConcatGate {
+                weight: &mz,
+                bias: &bz,
+            },
+            ConcatGate {
+                weight: &mh,
+                bias: &bh,
+            },
+        ],
+        h,
+        i,
+    )
+    .unwrap();
+    check_output(&model, &f, "X", None, "Y");
+}
