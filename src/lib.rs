@@ -40,14 +40,17 @@
 
 #![warn(missing_docs)]
 
+pub mod activations;
 pub mod config;
 pub mod conformance;
 pub mod error;
 pub mod import;
+mod kernels;
 mod model;
 pub mod plan;
 pub mod reference;
 pub mod shapes;
+mod simd;
 mod weights;
 
 pub use config::{Activation, Activations, Cell, Config, Direction, GruReset};

@@ -100,6 +100,7 @@ pub struct Workspace {
     pub(crate) layer_a: Vec<f32>,
     pub(crate) layer_b: Vec<f32>,
     pub(crate) step_in: Vec<f32>,
+    pub(crate) fast: crate::kernels::FastWs,
 }
 
 impl Workspace {
@@ -316,7 +317,7 @@ impl Rnn {
                         }
                     }
                 };
-            self.run_layer(k, seq, src, src_strides, dst, dst_strides, state);
+            self.run_layer(k, seq, src, src_strides, dst, dst_strides, state, &mut ws.fast);
         }
         ws.layer_a = buf_a;
         ws.layer_b = buf_b;
@@ -333,12 +334,40 @@ impl Rnn {
         dst: &mut [f32],
         dst_s: Strides,
         state: &mut State,
+        fws: &mut crate::kernels::FastWs,
     ) {
         let cfg = &self.cfg;
         let dirs = cfg.num_directions();
         let (hout, hs) = (cfg.output_size(), cfg.hidden_size);
         let in_size = cfg.layer_input_size(k);
         let batch = seq.batch;
+        if let Some(fast) = self.plan.fast() {
+            for d in 0..dirs {
+                let idx = k * dirs + d;
+                let c: &mut [f32] = if cfg.cell == Cell::Lstm {
+                    &mut state.c[idx * batch * hs..(idx + 1) * batch * hs]
+                } else {
+                    &mut []
+                };
+                let args = crate::kernels::SeqArgs {
+                    src,
+                    src_t: src_s.t,
+                    src_b: src_s.b,
+                    dst: &mut *dst,
+                    dst_t: dst_s.t,
+                    dst_b: dst_s.b,
+                    dst_off: d * hout,
+                    seq_len: seq.seq_len,
+                    batch,
+                    lengths: seq.lengths,
+                    reverse: cfg.direction.is_reverse(d),
+                    h: &mut state.h[idx * batch * hout..(idx + 1) * batch * hout],
+                    c,
+                };
+                fast.sequence(cfg, idx, args, fws);
+            }
+            return;
+        }
         for d in 0..dirs {
             let idx = k * dirs + d;
             let p = reference::StepParams {
@@ -396,6 +425,27 @@ impl Rnn {
         let (hout, hs) = (cfg.output_size(), cfg.hidden_size);
         check_len("output", batch * hout, output.len())?;
         grow(&mut ws.step_in, batch * hout);
+        if let Some(fast) = self.plan.fast() {
+            let backwards = state.steps % 2 == 1;
+            for k in 0..cfg.num_layers {
+                if k > 0 {
+                    ws.step_in[..batch * hout]
+                        .copy_from_slice(&state.h[(k - 1) * batch * hout..][..batch * hout]);
+                }
+                let xin: &[f32] = if k == 0 { x } else { &ws.step_in[..batch * hout] };
+                let h = &mut state.h[k * batch * hout..(k + 1) * batch * hout];
+                let c: &mut [f32] = if cfg.cell == Cell::Lstm {
+                    &mut state.c[k * batch * hs..(k + 1) * batch * hs]
+                } else {
+                    &mut []
+                };
+                fast.stream(cfg, k, xin, h, c, backwards, &mut ws.fast);
+            }
+            let last = (cfg.num_layers - 1) * batch * hout;
+            output.copy_from_slice(&state.h[last..][..batch * hout]);
+            state.steps += 1;
+            return Ok(());
+        }
         for k in 0..cfg.num_layers {
             let p = reference::StepParams {
                 cfg,

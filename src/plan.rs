@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::kernels::{FastKernel, Isa};
 use crate::weights::DirectionWeights;
 
 /// A family of kernels that can run every cell and shape.
@@ -11,16 +12,30 @@ use crate::weights::DirectionWeights;
 pub enum KernelFamily {
     /// The scalar reference (f64 inside a step); always available.
     Reference,
+    /// Plain Rust written to autovectorize, 8-lane blocks; always available.
+    Portable,
+    /// AVX2 + FMA intrinsics, x86_64.
+    Avx2,
+    /// AVX-512F intrinsics, x86_64.
+    Avx512,
 }
 
 impl KernelFamily {
     /// Every family, slowest first.
-    pub const ALL: &'static [KernelFamily] = &[KernelFamily::Reference];
+    pub const ALL: &'static [KernelFamily] = &[
+        KernelFamily::Reference,
+        KernelFamily::Portable,
+        KernelFamily::Avx2,
+        KernelFamily::Avx512,
+    ];
 
     /// The family's name as `--kernel` takes it.
     pub fn name(self) -> &'static str {
         match self {
             KernelFamily::Reference => "reference",
+            KernelFamily::Portable => "portable",
+            KernelFamily::Avx2 => "avx2",
+            KernelFamily::Avx512 => "avx512",
         }
     }
 
@@ -35,9 +50,7 @@ impl KernelFamily {
 
     /// Whether this CPU and build can run the family.
     pub fn is_available(self) -> bool {
-        match self {
-            KernelFamily::Reference => true,
-        }
+        crate::kernels::with_isa(self, |_| ()).is_ok()
     }
 
     /// Every family this host can run, slowest first.
@@ -57,33 +70,31 @@ impl KernelFamily {
     }
 }
 
-/// What a model runs: the chosen family and its full kernel name.
+/// What a model runs: the chosen family, its full kernel name and, for a
+/// fast family, the weights packed for it.
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
     family: KernelFamily,
     name: String,
+    fast: Option<FastKernel>,
 }
 
 impl Plan {
-    pub(crate) fn new(
-        cfg: &Config,
-        _weights: &[DirectionWeights],
-        family: KernelFamily,
-    ) -> Result<Plan> {
-        if !family.is_available() {
-            return Err(Error::KernelUnavailable(format!(
-                "`{}` needs CPU features this host lacks",
-                family.name()
-            )));
-        }
+    pub(crate) fn new(cfg: &Config, weights: &[DirectionWeights], family: KernelFamily) -> Result<Plan> {
         let cell = match cfg.cell {
             crate::config::Cell::Lstm => "lstm",
             crate::config::Cell::Gru => "gru",
         };
-        Ok(Plan {
-            family,
-            name: format!("{cell}_f64acc_reference"),
-        })
+        let isa = crate::kernels::with_isa(family, |isa| isa)?;
+        let fast = match isa {
+            Isa::Scalar => None,
+            _ => Some(FastKernel::new(cfg, weights, isa)),
+        };
+        let name = match &fast {
+            None => format!("{cell}_f64acc_reference"),
+            Some(k) => format!("{cell}_f32_{}_nr{}", family.name(), k.nr()),
+        };
+        Ok(Plan { family, name, fast })
     }
 
     pub(crate) fn family(&self) -> KernelFamily {
@@ -92,5 +103,9 @@ impl Plan {
 
     pub(crate) fn name(&self) -> &str {
         &self.name
+    }
+
+    pub(crate) fn fast(&self) -> Option<&FastKernel> {
+        self.fast.as_ref()
     }
 }

@@ -1,0 +1,112 @@
+//! Packing canonical weights into gate-interleaved panels, once per model.
+//!
+//! A [`Panels`] holds `G` gates of a `[G*H, K]` weight matrix for blocks of
+//! `NR` hidden units (`NR` = two vectors of the kernel's ISA). Block `b` is
+//! contiguous: for each `k` in `0..K`, the `G` gates' `NR` weights of units
+//! `b*NR .. b*NR+NR`, so one sequential pass over a block produces all gate
+//! pre-activations of those units. Units past `H` are zero.
+
+use bytemuck::{Pod, Zeroable};
+
+/// 64 bytes, 64-byte aligned: the storage unit that keeps every panel
+/// aligned to a cache line.
+#[derive(Clone, Copy, Pod, Zeroable)]
+#[repr(C, align(64))]
+pub(crate) struct Line([f32; 16]);
+
+/// A 64-byte aligned, zero-initialized f32 buffer.
+#[derive(Clone)]
+pub(crate) struct AlignedBuf {
+    lines: Vec<Line>,
+    len: usize,
+}
+
+impl AlignedBuf {
+    pub(crate) fn zeroed(len: usize) -> AlignedBuf {
+        AlignedBuf {
+            lines: vec![Line([0.0; 16]); len.div_ceil(16)],
+            len,
+        }
+    }
+    pub(crate) fn as_slice(&self) -> &[f32] {
+        &bytemuck::cast_slice(&self.lines)[..self.len]
+    }
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [f32] {
+        &mut bytemuck::cast_slice_mut(&mut self.lines)[..self.len]
+    }
+}
+
+impl std::fmt::Debug for AlignedBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AlignedBuf({} floats)", self.len)
+    }
+}
+
+/// Gate-interleaved panels of one weight matrix, packed for one `NR`.
+#[derive(Clone, Debug)]
+pub(crate) struct Panels {
+    data: AlignedBuf,
+    /// Gates per block.
+    pub(crate) g: usize,
+    /// Reduction length (the input the matrix multiplies).
+    pub(crate) k: usize,
+    /// Units per block.
+    pub(crate) nr: usize,
+    /// Number of blocks, `ceil(H / NR)`.
+    pub(crate) blocks: usize,
+}
+
+impl Panels {
+    /// Packs `g` gates of `h` units over `k` inputs; `weight(gate, unit, kk)`
+    /// gives the canonical weight.
+    pub(crate) fn pack(
+        g: usize,
+        h: usize,
+        k: usize,
+        nr: usize,
+        weight: impl Fn(usize, usize, usize) -> f32,
+    ) -> Panels {
+        let blocks = h.div_ceil(nr);
+        let mut data = AlignedBuf::zeroed(blocks * k * g * nr);
+        let d = data.as_mut_slice();
+        for b in 0..blocks {
+            for kk in 0..k {
+                for gate in 0..g {
+                    let base = ((b * k + kk) * g + gate) * nr;
+                    for u in 0..nr.min(h - b * nr) {
+                        d[base + u] = weight(gate, b * nr + u, kk);
+                    }
+                }
+            }
+        }
+        Panels {
+            data,
+            g,
+            k,
+            nr,
+            blocks,
+        }
+    }
+
+    /// Floats in one block.
+    pub(crate) fn block_len(&self) -> usize {
+        self.k * self.g * self.nr
+    }
+
+    /// The whole packed buffer (`blocks * block_len()` floats).
+    pub(crate) fn as_slice(&self) -> &[f32] {
+        self.data.as_slice()
+    }
+
+    /// Bytes of packed weights.
+    pub(crate) fn bytes(&self) -> usize {
+        self.as_slice().len() * 4
+    }
+}
+
+/// A per-unit vector padded to `blocks * nr` (biases, peepholes).
+pub(crate) fn padded(v: impl Iterator<Item = f32>, len: usize) -> Vec<f32> {
+    let mut out: Vec<f32> = v.collect();
+    out.resize(len, 0.0);
+    out
+}

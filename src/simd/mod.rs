@@ -1,0 +1,65 @@
+//! A small SIMD abstraction: one trait, one zero-sized token type per ISA.
+//!
+//! A token (`Avx512`, `Avx2`) can only be obtained through a checked
+//! `new() -> Option<Self>`, so holding one proves the CPU has the features;
+//! that is what makes the safe arithmetic methods sound. Generic kernels are
+//! written once over [`Simd`] with `#[inline(always)]` and instantiated
+//! inside a `#[target_feature]` entry point per ISA, so the intrinsics
+//! inline into code compiled for that ISA.
+//!
+//! Min/max follow x86 semantics so that NaN propagates the same way on
+//! every ISA: `max(a, b) = if a > b { a } else { b }` (a NaN in either
+//! operand gives `b`). Callers put the constant first and the data second.
+
+pub(crate) mod portable;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86_64;
+
+/// Vector arithmetic over `LANES` f32 lanes.
+pub(crate) trait Simd: Copy {
+    /// The vector type.
+    type V: Copy;
+    /// Lanes per vector.
+    const LANES: usize;
+
+    fn splat(self, x: f32) -> Self::V;
+    fn zero(self) -> Self::V {
+        self.splat(0.0)
+    }
+    /// Loads `LANES` floats.
+    ///
+    /// # Safety
+    /// `p` must be valid for reading `LANES` f32 (no alignment required).
+    unsafe fn load(self, p: *const f32) -> Self::V;
+    /// Stores `LANES` floats.
+    ///
+    /// # Safety
+    /// `p` must be valid for writing `LANES` f32 (no alignment required).
+    unsafe fn store(self, p: *mut f32, v: Self::V);
+    fn add(self, a: Self::V, b: Self::V) -> Self::V;
+    fn sub(self, a: Self::V, b: Self::V) -> Self::V;
+    fn mul(self, a: Self::V, b: Self::V) -> Self::V;
+    fn div(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a * b + c` (fused where the ISA has FMA).
+    fn mul_add(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// `if a < b { a } else { b }` per lane.
+    fn min(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `if a > b { a } else { b }` per lane.
+    fn max(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `|a|` (clears the sign bit).
+    fn abs(self, a: Self::V) -> Self::V;
+    /// The magnitude of `mag` with the sign bit of `sign`.
+    fn copysign(self, mag: Self::V, sign: Self::V) -> Self::V;
+    /// Rounds to the nearest integer, ties to even.
+    fn round(self, a: Self::V) -> Self::V;
+    /// `2^n` for lanes holding integers in `[-126, 127]`.
+    fn pow2i(self, n: Self::V) -> Self::V;
+    /// `if a < b { x } else { y }` per lane (false for NaN).
+    fn select_lt(self, a: Self::V, b: Self::V, x: Self::V, y: Self::V) -> Self::V;
+    /// `if a > b { x } else { y }` per lane (false for NaN).
+    fn select_gt(self, a: Self::V, b: Self::V, x: Self::V, y: Self::V) -> Self::V;
+    /// `if a >= b { x } else { y }` per lane (false for NaN).
+    fn select_ge(self, a: Self::V, b: Self::V, x: Self::V, y: Self::V) -> Self::V;
+    /// Applies a scalar function to every lane (slow paths only).
+    fn map(self, a: Self::V, f: impl Fn(f32) -> f32) -> Self::V;
+}

@@ -1,0 +1,198 @@
+//! Plain-Rust vectors: `[f32; 8]` for the portable kernels (written so the
+//! compiler can autovectorize them on any target) and `f32` for the scalar
+//! twins of the vectorized activations. Multiply-add is a separate multiply
+//! and add: a fused `mul_add` is a slow library call on targets without FMA.
+
+use super::Simd;
+
+/// Eight lanes of plain Rust.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Portable;
+
+/// One lane: the scalar twin of every vector formula.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Scalar;
+
+macro_rules! lanewise {
+    ($a:expr, $b:expr, |$x:ident, $y:ident| $e:expr) => {{
+        let (a, b) = ($a, $b);
+        std::array::from_fn(|i| {
+            let ($x, $y) = (a[i], b[i]);
+            $e
+        })
+    }};
+}
+
+#[inline(always)]
+fn pow2i_scalar(n: f32) -> f32 {
+    f32::from_bits((((n as i32) + 127) as u32) << 23)
+}
+
+#[inline(always)]
+fn sel(c: bool, x: f32, y: f32) -> f32 {
+    if c {
+        x
+    } else {
+        y
+    }
+}
+
+impl Simd for Portable {
+    type V = [f32; 8];
+    const LANES: usize = 8;
+
+    #[inline(always)]
+    fn splat(self, x: f32) -> [f32; 8] {
+        [x; 8]
+    }
+    #[inline(always)]
+    unsafe fn load(self, p: *const f32) -> [f32; 8] {
+        // SAFETY: the caller guarantees 8 readable floats at `p`.
+        unsafe { std::ptr::read_unaligned(p as *const [f32; 8]) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32, v: [f32; 8]) {
+        // SAFETY: the caller guarantees 8 writable floats at `p`.
+        unsafe { std::ptr::write_unaligned(p as *mut [f32; 8], v) }
+    }
+    #[inline(always)]
+    fn add(self, a: [f32; 8], b: [f32; 8]) -> [f32; 8] {
+        lanewise!(a, b, |x, y| x + y)
+    }
+    #[inline(always)]
+    fn sub(self, a: [f32; 8], b: [f32; 8]) -> [f32; 8] {
+        lanewise!(a, b, |x, y| x - y)
+    }
+    #[inline(always)]
+    fn mul(self, a: [f32; 8], b: [f32; 8]) -> [f32; 8] {
+        lanewise!(a, b, |x, y| x * y)
+    }
+    #[inline(always)]
+    fn div(self, a: [f32; 8], b: [f32; 8]) -> [f32; 8] {
+        lanewise!(a, b, |x, y| x / y)
+    }
+    #[inline(always)]
+    fn mul_add(self, a: [f32; 8], b: [f32; 8], c: [f32; 8]) -> [f32; 8] {
+        std::array::from_fn(|i| a[i] * b[i] + c[i])
+    }
+    #[inline(always)]
+    fn min(self, a: [f32; 8], b: [f32; 8]) -> [f32; 8] {
+        lanewise!(a, b, |x, y| sel(x < y, x, y))
+    }
+    #[inline(always)]
+    fn max(self, a: [f32; 8], b: [f32; 8]) -> [f32; 8] {
+        lanewise!(a, b, |x, y| sel(x > y, x, y))
+    }
+    #[inline(always)]
+    fn abs(self, a: [f32; 8]) -> [f32; 8] {
+        a.map(f32::abs)
+    }
+    #[inline(always)]
+    fn copysign(self, mag: [f32; 8], sign: [f32; 8]) -> [f32; 8] {
+        lanewise!(mag, sign, |x, y| x.copysign(y))
+    }
+    #[inline(always)]
+    fn round(self, a: [f32; 8]) -> [f32; 8] {
+        a.map(f32::round_ties_even)
+    }
+    #[inline(always)]
+    fn pow2i(self, n: [f32; 8]) -> [f32; 8] {
+        n.map(pow2i_scalar)
+    }
+    #[inline(always)]
+    fn select_lt(self, a: [f32; 8], b: [f32; 8], x: [f32; 8], y: [f32; 8]) -> [f32; 8] {
+        std::array::from_fn(|i| sel(a[i] < b[i], x[i], y[i]))
+    }
+    #[inline(always)]
+    fn select_gt(self, a: [f32; 8], b: [f32; 8], x: [f32; 8], y: [f32; 8]) -> [f32; 8] {
+        std::array::from_fn(|i| sel(a[i] > b[i], x[i], y[i]))
+    }
+    #[inline(always)]
+    fn select_ge(self, a: [f32; 8], b: [f32; 8], x: [f32; 8], y: [f32; 8]) -> [f32; 8] {
+        std::array::from_fn(|i| sel(a[i] >= b[i], x[i], y[i]))
+    }
+    #[inline(always)]
+    fn map(self, a: [f32; 8], f: impl Fn(f32) -> f32) -> [f32; 8] {
+        a.map(f)
+    }
+}
+
+impl Simd for Scalar {
+    type V = f32;
+    const LANES: usize = 1;
+
+    #[inline(always)]
+    fn splat(self, x: f32) -> f32 {
+        x
+    }
+    #[inline(always)]
+    unsafe fn load(self, p: *const f32) -> f32 {
+        // SAFETY: the caller guarantees one readable float at `p`.
+        unsafe { p.read_unaligned() }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32, v: f32) {
+        // SAFETY: the caller guarantees one writable float at `p`.
+        unsafe { p.write_unaligned(v) }
+    }
+    #[inline(always)]
+    fn add(self, a: f32, b: f32) -> f32 {
+        a + b
+    }
+    #[inline(always)]
+    fn sub(self, a: f32, b: f32) -> f32 {
+        a - b
+    }
+    #[inline(always)]
+    fn mul(self, a: f32, b: f32) -> f32 {
+        a * b
+    }
+    #[inline(always)]
+    fn div(self, a: f32, b: f32) -> f32 {
+        a / b
+    }
+    #[inline(always)]
+    fn mul_add(self, a: f32, b: f32, c: f32) -> f32 {
+        a * b + c
+    }
+    #[inline(always)]
+    fn min(self, a: f32, b: f32) -> f32 {
+        sel(a < b, a, b)
+    }
+    #[inline(always)]
+    fn max(self, a: f32, b: f32) -> f32 {
+        sel(a > b, a, b)
+    }
+    #[inline(always)]
+    fn abs(self, a: f32) -> f32 {
+        a.abs()
+    }
+    #[inline(always)]
+    fn copysign(self, mag: f32, sign: f32) -> f32 {
+        mag.copysign(sign)
+    }
+    #[inline(always)]
+    fn round(self, a: f32) -> f32 {
+        a.round_ties_even()
+    }
+    #[inline(always)]
+    fn pow2i(self, n: f32) -> f32 {
+        pow2i_scalar(n)
+    }
+    #[inline(always)]
+    fn select_lt(self, a: f32, b: f32, x: f32, y: f32) -> f32 {
+        sel(a < b, x, y)
+    }
+    #[inline(always)]
+    fn select_gt(self, a: f32, b: f32, x: f32, y: f32) -> f32 {
+        sel(a > b, x, y)
+    }
+    #[inline(always)]
+    fn select_ge(self, a: f32, b: f32, x: f32, y: f32) -> f32 {
+        sel(a >= b, x, y)
+    }
+    #[inline(always)]
+    fn map(self, a: f32, f: impl Fn(f32) -> f32) -> f32 {
+        f(a)
+    }
+}

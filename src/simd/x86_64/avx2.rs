@@ -1,0 +1,136 @@
+//! AVX2 + FMA: 8 lanes.
+
+use std::arch::x86_64::*;
+
+use crate::simd::Simd;
+
+/// Proof that the CPU supports AVX2 and FMA. Only [`Avx2::new`] creates one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Avx2(());
+
+impl Avx2 {
+    /// The token, if this CPU has the features.
+    pub(crate) fn new() -> Option<Avx2> {
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            Some(Avx2(()))
+        } else {
+            None
+        }
+    }
+}
+
+#[inline(always)]
+fn sign_mask() -> __m256 {
+    // SAFETY: AVX; only reached through an `Avx2` token.
+    unsafe { _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff)) }
+}
+
+// Every method below calls AVX/AVX2/FMA intrinsics. They are safe to call
+// because an `Avx2` value exists only when `Avx2::new` saw the features.
+impl Simd for Avx2 {
+    type V = __m256;
+    const LANES: usize = 8;
+
+    #[inline(always)]
+    fn splat(self, x: f32) -> __m256 {
+        // SAFETY: the token proves AVX2.
+        unsafe { _mm256_set1_ps(x) }
+    }
+    #[inline(always)]
+    unsafe fn load(self, p: *const f32) -> __m256 {
+        // SAFETY: the caller guarantees 8 readable floats; the token proves AVX2.
+        unsafe { _mm256_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32, v: __m256) {
+        // SAFETY: the caller guarantees 8 writable floats; the token proves AVX2.
+        unsafe { _mm256_storeu_ps(p, v) }
+    }
+    #[inline(always)]
+    fn add(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: the token proves AVX2.
+        unsafe { _mm256_add_ps(a, b) }
+    }
+    #[inline(always)]
+    fn sub(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: the token proves AVX2.
+        unsafe { _mm256_sub_ps(a, b) }
+    }
+    #[inline(always)]
+    fn mul(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: the token proves AVX2.
+        unsafe { _mm256_mul_ps(a, b) }
+    }
+    #[inline(always)]
+    fn div(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: the token proves AVX2.
+        unsafe { _mm256_div_ps(a, b) }
+    }
+    #[inline(always)]
+    fn mul_add(self, a: __m256, b: __m256, c: __m256) -> __m256 {
+        // SAFETY: the token proves FMA.
+        unsafe { _mm256_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    fn min(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: the token proves AVX2.
+        unsafe { _mm256_min_ps(a, b) }
+    }
+    #[inline(always)]
+    fn max(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: the token proves AVX2.
+        unsafe { _mm256_max_ps(a, b) }
+    }
+    #[inline(always)]
+    fn abs(self, a: __m256) -> __m256 {
+        // SAFETY: the token proves AVX2.
+        unsafe { _mm256_and_ps(a, sign_mask()) }
+    }
+    #[inline(always)]
+    fn copysign(self, mag: __m256, sign: __m256) -> __m256 {
+        // SAFETY: the token proves AVX2.
+        unsafe {
+            let m = sign_mask();
+            _mm256_or_ps(_mm256_and_ps(mag, m), _mm256_andnot_ps(m, sign))
+        }
+    }
+    #[inline(always)]
+    fn round(self, a: __m256) -> __m256 {
+        // SAFETY: the token proves AVX2.
+        unsafe { _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(a) }
+    }
+    #[inline(always)]
+    fn pow2i(self, n: __m256) -> __m256 {
+        // SAFETY: the token proves AVX2.
+        unsafe {
+            let e = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
+            _mm256_castsi256_ps(_mm256_slli_epi32::<23>(e))
+        }
+    }
+    #[inline(always)]
+    fn select_lt(self, a: __m256, b: __m256, x: __m256, y: __m256) -> __m256 {
+        // SAFETY: the token proves AVX2.
+        unsafe { _mm256_blendv_ps(y, x, _mm256_cmp_ps::<_CMP_LT_OQ>(a, b)) }
+    }
+    #[inline(always)]
+    fn select_gt(self, a: __m256, b: __m256, x: __m256, y: __m256) -> __m256 {
+        // SAFETY: the token proves AVX2.
+        unsafe { _mm256_blendv_ps(y, x, _mm256_cmp_ps::<_CMP_GT_OQ>(a, b)) }
+    }
+    #[inline(always)]
+    fn select_ge(self, a: __m256, b: __m256, x: __m256, y: __m256) -> __m256 {
+        // SAFETY: the token proves AVX2.
+        unsafe { _mm256_blendv_ps(y, x, _mm256_cmp_ps::<_CMP_GE_OQ>(a, b)) }
+    }
+    #[inline(always)]
+    fn map(self, a: __m256, f: impl Fn(f32) -> f32) -> __m256 {
+        let mut buf = [0.0f32; 8];
+        // SAFETY: `buf` holds 8 floats.
+        unsafe { self.store(buf.as_mut_ptr(), a) };
+        for v in &mut buf {
+            *v = f(*v);
+        }
+        // SAFETY: `buf` holds 8 floats.
+        unsafe { self.load(buf.as_ptr()) }
+    }
+}
