@@ -197,6 +197,20 @@ impl Rnn {
         self.plan.name()
     }
 
+    /// Bytes of packed recurrent weights one time step reads (all layers
+    /// and directions); 0 for the reference, which packs nothing.
+    pub fn recurrent_weight_bytes(&self) -> usize {
+        self.plan.fast().map_or(0, |k| k.recurrent_bytes())
+    }
+
+    /// Reads every packed recurrent weight once with this model's ISA and
+    /// returns their sum: the memory floor of one time step, for benchmark
+    /// tools (`floor_ns`). Not part of inference.
+    #[doc(hidden)]
+    pub fn stream_recurrent_weights(&self) -> f32 {
+        self.plan.fast().map_or(0.0, |k| k.stream_recurrent())
+    }
+
     /// The kernel family this model runs.
     pub fn kernel_family(&self) -> KernelFamily {
         self.plan.family()
@@ -204,13 +218,9 @@ impl Rnn {
 
     /// A zero state for `batch` entries.
     pub fn new_state(&self, batch: usize) -> State {
-        let ld = self.cfg.num_layers * self.cfg.num_directions();
-        let c_len = match self.cfg.cell {
-            Cell::Lstm => ld * batch * self.cfg.hidden_size,
-            Cell::Gru => 0,
-        };
+        let (h_len, c_len) = self.state_lens(batch);
         State {
-            h: vec![0.0; ld * batch * self.cfg.output_size()],
+            h: vec![0.0; h_len],
             c: vec![0.0; c_len],
             batch,
             steps: 0,
@@ -222,10 +232,20 @@ impl Rnn {
         self.cfg.num_directions() * self.cfg.output_size()
     }
 
+    /// Lengths of `h` and `c` of a state for `batch` entries.
+    fn state_lens(&self, batch: usize) -> (usize, usize) {
+        let ld = self.cfg.num_layers * self.cfg.num_directions();
+        let c = match self.cfg.cell {
+            Cell::Lstm => ld * batch * self.cfg.hidden_size,
+            Cell::Gru => 0,
+        };
+        (ld * batch * self.cfg.output_size(), c)
+    }
+
     fn check_state(&self, state: &State) -> Result<()> {
-        let fresh = self.new_state(state.batch);
-        check_len("state h", fresh.h.len(), state.h.len())?;
-        check_len("state c", fresh.c.len(), state.c.len())
+        let (h, c) = self.state_lens(state.batch);
+        check_len("state h", h, state.h.len())?;
+        check_len("state c", c, state.c.len())
     }
 
     /// Runs a whole batch of sequences.
@@ -317,7 +337,16 @@ impl Rnn {
                         }
                     }
                 };
-            self.run_layer(k, seq, src, src_strides, dst, dst_strides, state, &mut ws.fast);
+            self.run_layer(
+                k,
+                seq,
+                src,
+                src_strides,
+                dst,
+                dst_strides,
+                state,
+                &mut ws.fast,
+            );
         }
         ws.layer_a = buf_a;
         ws.layer_b = buf_b;
@@ -432,7 +461,11 @@ impl Rnn {
                     ws.step_in[..batch * hout]
                         .copy_from_slice(&state.h[(k - 1) * batch * hout..][..batch * hout]);
                 }
-                let xin: &[f32] = if k == 0 { x } else { &ws.step_in[..batch * hout] };
+                let xin: &[f32] = if k == 0 {
+                    x
+                } else {
+                    &ws.step_in[..batch * hout]
+                };
                 let h = &mut state.h[k * batch * hout..(k + 1) * batch * hout];
                 let c: &mut [f32] = if cfg.cell == Cell::Lstm {
                     &mut state.c[k * batch * hs..(k + 1) * batch * hs]

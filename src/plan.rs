@@ -80,7 +80,11 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
-    pub(crate) fn new(cfg: &Config, weights: &[DirectionWeights], family: KernelFamily) -> Result<Plan> {
+    pub(crate) fn new(
+        cfg: &Config,
+        weights: &[DirectionWeights],
+        family: KernelFamily,
+    ) -> Result<Plan> {
         let cell = match cfg.cell {
             crate::config::Cell::Lstm => "lstm",
             crate::config::Cell::Gru => "gru",

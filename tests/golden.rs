@@ -27,19 +27,31 @@ fn all_37_golden_cases_are_present() {
     assert_eq!(golden_files().len(), 37);
 }
 
-#[test]
-fn reference_matches_every_golden_case() {
+fn check_family(family: KernelFamily) {
     let mut failures = Vec::new();
     for path in golden_files() {
         let case = load_case(&path).unwrap_or_else(|e| panic!("{e}"));
-        let res = run_case(&case, KernelFamily::Reference).expect("run");
+        let res = run_case(&case, family).expect("run");
         if res.max_error() > TOL {
             failures.push(format!("{}: {:?}", case.name, res.errors));
         }
     }
     assert!(
         failures.is_empty(),
-        "failed cases:\n{}",
+        "{family:?} failed cases:\n{}",
         failures.join("\n")
     );
+}
+
+#[test]
+fn reference_matches_every_golden_case() {
+    check_family(KernelFamily::Reference);
+}
+
+/// The same tolerance holds for every fast kernel this host runs.
+#[test]
+fn every_fast_kernel_matches_every_golden_case() {
+    for family in KernelFamily::available() {
+        check_family(family);
+    }
 }

@@ -39,6 +39,10 @@
 //! `exp(2|x|)` is clamped to `exp(88)`, where `2/(e+1)` is far below half an
 //! ULP of 1, giving exactly ±1.
 
+// The polynomial coefficients are written as published (Cephes), with more
+// digits than an f32 holds; the compiler rounds them once, as Cephes does.
+#![allow(clippy::excessive_precision)]
+
 use crate::config::Activation;
 use crate::simd::Simd;
 
@@ -112,9 +116,7 @@ pub(crate) fn activation_v<S: Simd>(s: S, a: Activation, x: S::V) -> S::V {
         Activation::Tanh => tanh_v(s, x),
         Activation::Relu => s.max(s.zero(), x),
         Activation::Affine { alpha, beta } => s.mul_add(s.splat(alpha), x, s.splat(beta)),
-        Activation::LeakyRelu { alpha } => {
-            s.select_ge(x, s.zero(), x, s.mul(s.splat(alpha), x))
-        }
+        Activation::LeakyRelu { alpha } => s.select_ge(x, s.zero(), x, s.mul(s.splat(alpha), x)),
         Activation::ThresholdedRelu { alpha } => s.select_gt(x, s.splat(alpha), x, s.zero()),
         Activation::ScaledTanh { alpha, beta } => {
             s.mul(s.splat(alpha), tanh_v(s, s.mul(s.splat(beta), x)))
@@ -124,9 +126,9 @@ pub(crate) fn activation_v<S: Simd>(s: S, a: Activation, x: S::V) -> S::V {
             s.min(s.splat(1.0), s.max(s.zero(), v))
         }
         Activation::Softsign => s.div(x, s.add(s.splat(1.0), s.abs(x))),
-        Activation::Elu { .. } | Activation::Softplus => {
-            s.map(x, |v| crate::reference::activations::eval(a, v as f64) as f32)
-        }
+        Activation::Elu { .. } | Activation::Softplus => s.map(x, |v| {
+            crate::reference::activations::eval(a, v as f64) as f32
+        }),
     }
 }
 

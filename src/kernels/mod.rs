@@ -12,9 +12,9 @@ use crate::config::{Cell, Config, GruReset};
 use crate::error::{Error, Result};
 use crate::plan::KernelFamily;
 use crate::simd::portable::Portable;
-use crate::simd::Simd;
 #[cfg(target_arch = "x86_64")]
 use crate::simd::x86_64::{Avx2, Avx512};
+use crate::simd::Simd;
 use crate::weights::DirectionWeights;
 use pack::{padded, Panels};
 use rnn::{Bufs, Ctx, XSrc};
@@ -69,7 +69,10 @@ pub(crate) fn with_isa<R>(family: KernelFamily, f: impl FnOnce(Isa) -> R) -> Res
         _ => None,
     };
     isa.map(f).ok_or_else(|| {
-        Error::KernelUnavailable(format!("`{}` needs CPU features this host lacks", family.name()))
+        Error::KernelUnavailable(format!(
+            "`{}` needs CPU features this host lacks",
+            family.name()
+        ))
     })
 }
 
@@ -101,14 +104,17 @@ impl DirPack {
         let wp = Panels::pack(g, h, inp, nr, |gate, j, k| w.w[(gate * h + j) * inp + k]);
         let before = cfg.cell == Cell::Gru && cfg.gru_reset == GruReset::BeforeMatmul;
         let r_gates = if before { 2 } else { g };
-        let rp = Panels::pack(r_gates, h, hout, nr, |gate, j, k| w.r[(gate * h + j) * hout + k]);
+        let rp = Panels::pack(r_gates, h, hout, nr, |gate, j, k| {
+            w.r[(gate * h + j) * hout + k]
+        });
         let rn = before.then(|| Panels::pack(1, h, h, nr, |_, j, k| w.r[(2 * h + j) * h + k]));
         let after = cfg.cell == Cell::Gru && !before;
         let mut bias = Vec::with_capacity(g * hp);
         for gate in 0..g {
             let rb_counts = !(after && gate == 2);
             bias.extend(padded(
-                (0..h).map(|j| w.wb[gate * h + j] + if rb_counts { w.rb[gate * h + j] } else { 0.0 }),
+                (0..h)
+                    .map(|j| w.wb[gate * h + j] + if rb_counts { w.rb[gate * h + j] } else { 0.0 }),
                 hp,
             ));
         }
@@ -126,7 +132,15 @@ impl DirPack {
             .proj
             .as_ref()
             .map(|p| Panels::pack(1, hout, h, nr, |_, j, k| p[j * h + k]));
-        DirPack { w: wp, r: rp, rn, bias, rbn, peep, proj }
+        DirPack {
+            w: wp,
+            r: rp,
+            rn,
+            bias,
+            rbn,
+            peep,
+            proj,
+        }
     }
 
     fn hp(&self) -> usize {
@@ -142,7 +156,9 @@ impl DirPack {
 
     /// Bytes of the recurrent panels read per step (R, R_n, projection).
     pub(crate) fn recurrent_bytes(&self) -> usize {
-        self.r.bytes() + self.rn.as_ref().map_or(0, |p| p.bytes()) + self.proj.as_ref().map_or(0, |p| p.bytes())
+        self.r.bytes()
+            + self.rn.as_ref().map_or(0, |p| p.bytes())
+            + self.proj.as_ref().map_or(0, |p| p.bytes())
     }
 }
 
@@ -155,7 +171,12 @@ pub(crate) struct FastKernel {
 
 impl std::fmt::Debug for FastKernel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "FastKernel(nr {}, {} packs)", self.isa.nr(), self.packs.len())
+        write!(
+            f,
+            "FastKernel(nr {}, {} packs)",
+            self.isa.nr(),
+            self.packs.len()
+        )
     }
 }
 
@@ -215,8 +236,34 @@ impl FastKernel {
         self.isa.nr()
     }
 
-    pub(crate) fn packs(&self) -> &[DirPack] {
-        &self.packs
+    /// Bytes of recurrent weights one time step reads (every layer direction).
+    pub(crate) fn recurrent_bytes(&self) -> usize {
+        self.packs.iter().map(|p| p.recurrent_bytes()).sum()
+    }
+
+    /// Streams every recurrent panel once with this ISA's loads; see
+    /// [`rnn::stream_sum`].
+    pub(crate) fn stream_recurrent(&self) -> f32 {
+        let mut sum = 0.0;
+        for p in &self.packs {
+            let mut mats = vec![&p.r];
+            mats.extend(p.rn.as_ref());
+            mats.extend(p.proj.as_ref());
+            for m in mats {
+                let d = m.as_slice();
+                sum += match self.isa {
+                    Isa::Scalar => d.iter().sum(),
+                    Isa::Portable(s) => rnn::stream_sum(s, d),
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: the token proves AVX2 and FMA.
+                    Isa::Avx2(s) => unsafe { stream_avx2(s, d) },
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: the token proves AVX-512F.
+                    Isa::Avx512(s) => unsafe { stream_avx512(s, d) },
+                };
+            }
+        }
+        sum
     }
 
     fn ctx<'a>(&'a self, cfg: &'a Config, idx: usize) -> Ctx<'a> {
@@ -245,9 +292,13 @@ impl FastKernel {
         assert!(a.src.len() >= n_rows * inp, "layer input too short");
         assert!(a.h.len() == batch * hout && (cfg.cell != Cell::Lstm || a.c.len() == batch * hs));
         if n_rows > 0 {
-            let last = row_of(t_len - 1, batch - 1).max(row_of(t_len - 1, 0)).max(row_of(0, batch - 1));
+            let last = row_of(t_len - 1, batch - 1)
+                .max(row_of(t_len - 1, 0))
+                .max(row_of(0, batch - 1));
             assert!(last < n_rows);
-            assert!(a.dst.len() >= (t_len - 1) * a.dst_t + (batch - 1) * a.dst_b + a.dst_off + hout);
+            assert!(
+                a.dst.len() >= (t_len - 1) * a.dst_t + (batch - 1) * a.dst_b + a.dst_off + hout
+            );
         }
         grow(&mut ws.xproj, n_rows * g * hp);
         for v in [&mut ws.h0, &mut ws.h1] {
@@ -261,7 +312,16 @@ impl FastKernel {
         self.with_token(|tok| {
             // SAFETY: x holds n_rows rows of In floats (asserted above); xproj
             // holds n_rows rows of G*Hp (grown above); the packs match the token.
-            unsafe { tok.project(&ctx, a.src.as_ptr(), inp, n_rows, ws.xproj.as_mut_ptr(), self.isa.max_rows()) }
+            unsafe {
+                tok.project(
+                    &ctx,
+                    a.src.as_ptr(),
+                    inp,
+                    n_rows,
+                    ws.xproj.as_mut_ptr(),
+                    self.isa.max_rows(),
+                )
+            }
         });
         for b in 0..batch {
             let row = &mut ws.h0[b * hstride..(b + 1) * hstride];
@@ -285,7 +345,8 @@ impl FastKernel {
                     ws.rows[n_active] = b;
                     n_active += 1;
                 } else {
-                    nxt[b * hstride..(b + 1) * hstride].copy_from_slice(&cur[b * hstride..(b + 1) * hstride]);
+                    nxt[b * hstride..(b + 1) * hstride]
+                        .copy_from_slice(&cur[b * hstride..(b + 1) * hstride]);
                 }
             }
             if n_active == 0 {
@@ -349,7 +410,16 @@ impl FastKernel {
     /// state rows `h` `[B, Hout]` and `c` `[B, H]` updated in place;
     /// `backwards` alternates the panel walk between calls.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn stream(&self, cfg: &Config, k: usize, x: &[f32], h: &mut [f32], c: &mut [f32], backwards: bool, ws: &mut FastWs) {
+    pub(crate) fn stream(
+        &self,
+        cfg: &Config,
+        k: usize,
+        x: &[f32],
+        h: &mut [f32],
+        c: &mut [f32],
+        backwards: bool,
+        ws: &mut FastWs,
+    ) {
         let ctx = self.ctx(cfg, k);
         let (hp, hs, hout, inp) = (ctx.hp, cfg.hidden_size, cfg.output_size(), ctx.inp);
         let hstride = ctx.p.hstride();
@@ -411,20 +481,41 @@ struct Token(Isa);
 /// The `#[target_feature]` entry points: each instantiates the generic code
 /// for one ISA so its intrinsics inline.
 macro_rules! entries {
-    ($step:ident, $project:ident, $ty:ty, $features:literal) => {
+    ($step:ident, $project:ident, $stream:ident, $ty:ty, $features:literal) => {
         /// # Safety
         /// The CPU supports the features (proved by holding the token) and
         /// the contract of [`rnn::step`] holds.
         #[target_feature(enable = $features)]
-        unsafe fn $step(s: $ty, ctx: &Ctx<'_>, b: &Bufs, rows: &[usize], backwards: bool, max_rows: usize) {
+        unsafe fn $step(
+            s: $ty,
+            ctx: &Ctx<'_>,
+            b: &Bufs,
+            rows: &[usize],
+            backwards: bool,
+            max_rows: usize,
+        ) {
             // SAFETY: forwarded contract.
             unsafe { rnn::step(s, ctx, b, rows, backwards, max_rows) }
+        }
+        /// # Safety
+        /// The CPU supports the features.
+        #[target_feature(enable = $features)]
+        unsafe fn $stream(s: $ty, d: &[f32]) -> f32 {
+            rnn::stream_sum(s, d)
         }
         /// # Safety
         /// The CPU supports the features and the contract of
         /// [`rnn::project`] holds.
         #[target_feature(enable = $features)]
-        unsafe fn $project(s: $ty, ctx: &Ctx<'_>, x: *const f32, xs: usize, n: usize, out: *mut f32, max_rows: usize) {
+        unsafe fn $project(
+            s: $ty,
+            ctx: &Ctx<'_>,
+            x: *const f32,
+            xs: usize,
+            n: usize,
+            out: *mut f32,
+            max_rows: usize,
+        ) {
             // SAFETY: forwarded contract.
             unsafe { rnn::project(s, ctx, x, xs, n, out, max_rows) }
         }
@@ -432,15 +523,28 @@ macro_rules! entries {
 }
 
 #[cfg(target_arch = "x86_64")]
-entries!(step_avx512, project_avx512, Avx512, "avx512f,avx2,fma");
+entries!(
+    step_avx512,
+    project_avx512,
+    stream_avx512,
+    Avx512,
+    "avx512f,avx2,fma"
+);
 #[cfg(target_arch = "x86_64")]
-entries!(step_avx2, project_avx2, Avx2, "avx2,fma");
+entries!(step_avx2, project_avx2, stream_avx2, Avx2, "avx2,fma");
 
 impl Token {
     /// # Safety
     /// The contract of [`rnn::step`].
-    unsafe fn step(self, ctx: &Ctx<'_>, b: &Bufs, rows: &[usize], backwards: bool, max_rows: usize) {
-        // SAFETY (every arm): forwarded contract; an Avx2/Avx512 token proves
+    unsafe fn step(
+        self,
+        ctx: &Ctx<'_>,
+        b: &Bufs,
+        rows: &[usize],
+        backwards: bool,
+        max_rows: usize,
+    ) {
+        // SAFETY: forwarded contract; an Avx2/Avx512 token proves
         // its CPU features.
         unsafe {
             match self.0 {
@@ -456,8 +560,16 @@ impl Token {
 
     /// # Safety
     /// The contract of [`rnn::project`].
-    unsafe fn project(self, ctx: &Ctx<'_>, x: *const f32, xs: usize, n: usize, out: *mut f32, max_rows: usize) {
-        // SAFETY (every arm): forwarded contract; tokens prove features.
+    unsafe fn project(
+        self,
+        ctx: &Ctx<'_>,
+        x: *const f32,
+        xs: usize,
+        n: usize,
+        out: *mut f32,
+        max_rows: usize,
+    ) {
+        // SAFETY: forwarded contract; tokens prove features.
         unsafe {
             match self.0 {
                 Isa::Scalar => unreachable!("the reference has no fast kernel"),

@@ -16,6 +16,10 @@
 //! `W x` terms then the `R h` terms in the same order, so a streaming step
 //! gives bit-identical numbers to the sequence run.
 
+// Index loops over the small register arrays (gate x half x row) read
+// closer to the math than iterator chains.
+#![allow(clippy::needless_range_loop)]
+
 use super::pack::Panels;
 use super::DirPack;
 use crate::activations::{activation_v, sigmoid_v, tanh_v};
@@ -175,7 +179,16 @@ unsafe fn x_part<S: Simd, const G: usize, const MB: usize>(
             let ptrs = std::array::from_fn(|m| unsafe { base.add(*off.add(rows[m])) });
             let w = &ctx.p.w;
             // SAFETY: block `blk` of the W panels has K = In rows.
-            unsafe { dot::<S, G, MB>(s, w.as_slice().as_ptr().add(blk * w.block_len()), 0, ctx.inp, ptrs, zero) }
+            unsafe {
+                dot::<S, G, MB>(
+                    s,
+                    w.as_slice().as_ptr().add(blk * w.block_len()),
+                    0,
+                    ctx.inp,
+                    ptrs,
+                    zero,
+                )
+            }
         }
     }
 }
@@ -206,7 +219,16 @@ unsafe fn lstm_tile<S: Simd, const MB: usize, const DEF: bool>(
     let hrows = std::array::from_fn(|m| b.h_prev.wrapping_add(rows[m] * b.hstride));
     let r = &p.r;
     // SAFETY: block `blk` of R has K = Hout rows; h rows hold Hout floats.
-    let acc = unsafe { dot::<S, 4, MB>(s, r.as_slice().as_ptr().add(blk * r.block_len()), 0, r.k, hrows, init) };
+    let acc = unsafe {
+        dot::<S, 4, MB>(
+            s,
+            r.as_slice().as_ptr().add(blk * r.block_len()),
+            0,
+            r.k,
+            hrows,
+            init,
+        )
+    };
     let (out, ostride) = match p.proj {
         Some(_) => (b.aux, hp),
         None => (b.h_next, b.hstride),
@@ -270,12 +292,29 @@ unsafe fn gru_after_tile<S: Simd, const MB: usize, const DEF: bool>(
     let hrows = std::array::from_fn(|m| b.h_prev.wrapping_add(rows[m] * b.hstride));
     let r = &p.r;
     // SAFETY: block `blk` of R has K = H rows; h rows hold H floats.
-    let acc = unsafe { dot::<S, 3, MB>(s, r.as_slice().as_ptr().add(blk * r.block_len()), 0, r.k, hrows, init) };
+    let acc = unsafe {
+        dot::<S, 3, MB>(
+            s,
+            r.as_slice().as_ptr().add(blk * r.block_len()),
+            0,
+            r.k,
+            hrows,
+            init,
+        )
+    };
     for m in 0..MB {
         for v in 0..2 {
             let j = blk * 2 * l + v * l;
-            let z = gate_f::<S, DEF>(s, &ctx.acts, clip(s, s.add(bias(s, &p.bias, j), acc[m][0][v]), cfg.clip));
-            let rg = gate_f::<S, DEF>(s, &ctx.acts, clip(s, s.add(bias(s, &p.bias, hp + j), acc[m][1][v]), cfg.clip));
+            let z = gate_f::<S, DEF>(
+                s,
+                &ctx.acts,
+                clip(s, s.add(bias(s, &p.bias, j), acc[m][0][v]), cfg.clip),
+            );
+            let rg = gate_f::<S, DEF>(
+                s,
+                &ctx.acts,
+                clip(s, s.add(bias(s, &p.bias, hp + j), acc[m][1][v]), cfg.clip),
+            );
             let xn = s.add(bias(s, &p.bias, 2 * hp + j), xp[m][2][v]);
             let hn = s.add(acc[m][2][v], bias(s, &p.rbn, j));
             let n = gate_g::<S, DEF>(s, &ctx.acts, clip(s, s.mul_add(rg, hn, xn), cfg.clip));
@@ -310,13 +349,30 @@ unsafe fn gru_before_zr_tile<S: Simd, const MB: usize, const DEF: bool>(
     let hrows = std::array::from_fn(|m| b.h_prev.wrapping_add(rows[m] * b.hstride));
     let r = &p.r;
     // SAFETY: block `blk` of R_zr has K = H rows; h rows hold H floats.
-    let acc = unsafe { dot::<S, 2, MB>(s, r.as_slice().as_ptr().add(blk * r.block_len()), 0, r.k, hrows, init) };
+    let acc = unsafe {
+        dot::<S, 2, MB>(
+            s,
+            r.as_slice().as_ptr().add(blk * r.block_len()),
+            0,
+            r.k,
+            hrows,
+            init,
+        )
+    };
     for m in 0..MB {
         for v in 0..2 {
             let j = blk * 2 * l + v * l;
             let at = rows[m] * hp + j;
-            let z = gate_f::<S, DEF>(s, &ctx.acts, clip(s, s.add(bias(s, &p.bias, j), acc[m][0][v]), cfg.clip));
-            let rg = gate_f::<S, DEF>(s, &ctx.acts, clip(s, s.add(bias(s, &p.bias, hp + j), acc[m][1][v]), cfg.clip));
+            let z = gate_f::<S, DEF>(
+                s,
+                &ctx.acts,
+                clip(s, s.add(bias(s, &p.bias, j), acc[m][0][v]), cfg.clip),
+            );
+            let rg = gate_f::<S, DEF>(
+                s,
+                &ctx.acts,
+                clip(s, s.add(bias(s, &p.bias, hp + j), acc[m][1][v]), cfg.clip),
+            );
             // SAFETY: h rows and the Hp-row buffers hold Hp floats from j.
             unsafe {
                 let h_old = s.load(hrows[m].add(j));
@@ -354,16 +410,36 @@ unsafe fn gru_before_n_tile<S: Simd, const MB: usize, const DEF: bool>(
     let rh = std::array::from_fn(|m| b.aux.cast_const().wrapping_add(rows[m] * hp));
     let rn = p.rn.as_ref().expect("reset-before GRU has R_n panels");
     // SAFETY: block `blk` of R_n has K = H rows; r ⊙ h rows hold Hp floats.
-    let acc = unsafe { dot::<S, 1, MB>(s, rn.as_slice().as_ptr().add(blk * rn.block_len()), 0, rn.k, rh, init) };
+    let acc = unsafe {
+        dot::<S, 1, MB>(
+            s,
+            rn.as_slice().as_ptr().add(blk * rn.block_len()),
+            0,
+            rn.k,
+            rh,
+            init,
+        )
+    };
     for m in 0..MB {
         for v in 0..2 {
             let j = j0 + v * l;
-            let n = gate_g::<S, DEF>(s, &ctx.acts, clip(s, s.add(bias(s, &p.bias, 2 * hp + j), acc[m][0][v]), cfg.clip));
+            let n = gate_g::<S, DEF>(
+                s,
+                &ctx.acts,
+                clip(
+                    s,
+                    s.add(bias(s, &p.bias, 2 * hp + j), acc[m][0][v]),
+                    cfg.clip,
+                ),
+            );
             // SAFETY: h, z rows hold Hp floats from j.
             unsafe {
                 let h_old = s.load(b.h_prev.add(rows[m] * b.hstride + j));
                 let z = s.load(b.z.add(rows[m] * hp + j));
-                s.store(b.h_next.add(rows[m] * b.hstride + j), s.mul_add(z, s.sub(h_old, n), n));
+                s.store(
+                    b.h_next.add(rows[m] * b.hstride + j),
+                    s.mul_add(z, s.sub(h_old, n), n),
+                );
             }
         }
     }
@@ -374,11 +450,27 @@ unsafe fn gru_before_n_tile<S: Simd, const MB: usize, const DEF: bool>(
 /// # Safety
 /// As for [`step`].
 #[inline(always)]
-unsafe fn proj_tile<S: Simd, const MB: usize>(s: S, pr: &Panels, blk: usize, b: &Bufs, hp: usize, rows: &[usize; MB]) {
+unsafe fn proj_tile<S: Simd, const MB: usize>(
+    s: S,
+    pr: &Panels,
+    blk: usize,
+    b: &Bufs,
+    hp: usize,
+    rows: &[usize; MB],
+) {
     let l = S::LANES;
     let src = std::array::from_fn(|m| b.aux.cast_const().wrapping_add(rows[m] * hp));
     // SAFETY: block `blk` of the projection has K = H rows; h_full rows hold Hp floats.
-    let acc = unsafe { dot::<S, 1, MB>(s, pr.as_slice().as_ptr().add(blk * pr.block_len()), 0, pr.k, src, [[[s.zero(); 2]; 1]; MB]) };
+    let acc = unsafe {
+        dot::<S, 1, MB>(
+            s,
+            pr.as_slice().as_ptr().add(blk * pr.block_len()),
+            0,
+            pr.k,
+            src,
+            [[[s.zero(); 2]; 1]; MB],
+        )
+    };
     for m in 0..MB {
         // SAFETY: h_next rows hold hstride >= proj blocks * NR floats.
         unsafe {
@@ -423,13 +515,20 @@ unsafe fn run_pass<S: Simd, const DEF: bool>(
         let mut t = 0;
         while t < rows.len() {
             let n = (rows.len() - t).min(max_rows);
-            // SAFETY (all three arms): forwarded contract; the tile's rows are
+            // SAFETY: forwarded contract; the tile's rows are
             // active batch entries.
             unsafe {
                 match n {
                     1 => tile::<S, 1, DEF>(s, ctx, pass, blk, b, &[rows[t]]),
                     2 => tile::<S, 2, DEF>(s, ctx, pass, blk, b, &[rows[t], rows[t + 1]]),
-                    _ => tile::<S, 3, DEF>(s, ctx, pass, blk, b, &[rows[t], rows[t + 1], rows[t + 2]]),
+                    _ => tile::<S, 3, DEF>(
+                        s,
+                        ctx,
+                        pass,
+                        blk,
+                        b,
+                        &[rows[t], rows[t + 1], rows[t + 2]],
+                    ),
                 }
             }
             t += n.min(3);
@@ -446,7 +545,7 @@ unsafe fn tile<S: Simd, const MB: usize, const DEF: bool>(
     b: &Bufs,
     rows: &[usize; MB],
 ) {
-    // SAFETY (every arm): forwarded contract of `step`.
+    // SAFETY: forwarded contract of `step`.
     unsafe {
         match pass {
             Pass::Lstm => lstm_tile::<S, MB, DEF>(s, ctx, blk, b, rows),
@@ -470,7 +569,14 @@ unsafe fn tile<S: Simd, const MB: usize, const DEF: bool>(
 /// in their first `Hout`), `c`, `aux`, `z`, `xn` rows of `Hp` floats (those
 /// the cell uses), and `b.x` rows as its variant says; `ctx.p` was packed
 /// for `S` (`NR = 2 * S::LANES`). No two of the written buffers overlap.
-pub(crate) unsafe fn step<S: Simd>(s: S, ctx: &Ctx<'_>, b: &Bufs, rows: &[usize], backwards: bool, max_rows: usize) {
+pub(crate) unsafe fn step<S: Simd>(
+    s: S,
+    ctx: &Ctx<'_>,
+    b: &Bufs,
+    rows: &[usize],
+    backwards: bool,
+    max_rows: usize,
+) {
     if ctx.acts.is_default() {
         // SAFETY: forwarded contract.
         unsafe { step_impl::<S, true>(s, ctx, b, rows, backwards, max_rows) }
@@ -481,8 +587,15 @@ pub(crate) unsafe fn step<S: Simd>(s: S, ctx: &Ctx<'_>, b: &Bufs, rows: &[usize]
 }
 
 #[inline(always)]
-unsafe fn step_impl<S: Simd, const DEF: bool>(s: S, ctx: &Ctx<'_>, b: &Bufs, rows: &[usize], backwards: bool, max_rows: usize) {
-    // SAFETY (all passes): forwarded contract.
+unsafe fn step_impl<S: Simd, const DEF: bool>(
+    s: S,
+    ctx: &Ctx<'_>,
+    b: &Bufs,
+    rows: &[usize],
+    backwards: bool,
+    max_rows: usize,
+) {
+    // SAFETY: forwarded contract.
     unsafe {
         match (ctx.cfg.cell, ctx.cfg.gru_reset) {
             (Cell::Lstm, _) => {
@@ -491,7 +604,9 @@ unsafe fn step_impl<S: Simd, const DEF: bool>(s: S, ctx: &Ctx<'_>, b: &Bufs, row
                     run_pass::<S, DEF>(s, ctx, Pass::Proj, b, rows, backwards, max_rows);
                 }
             }
-            (Cell::Gru, GruReset::AfterMatmul) => run_pass::<S, DEF>(s, ctx, Pass::GruAfter, b, rows, backwards, max_rows),
+            (Cell::Gru, GruReset::AfterMatmul) => {
+                run_pass::<S, DEF>(s, ctx, Pass::GruAfter, b, rows, backwards, max_rows)
+            }
             (Cell::Gru, GruReset::BeforeMatmul) => {
                 run_pass::<S, DEF>(s, ctx, Pass::GruBeforeZr, b, rows, backwards, max_rows);
                 run_pass::<S, DEF>(s, ctx, Pass::GruBeforeN, b, rows, backwards, max_rows);
@@ -508,7 +623,15 @@ unsafe fn step_impl<S: Simd, const DEF: bool>(s: S, ctx: &Ctx<'_>, b: &Bufs, row
 /// # Safety
 /// `x` holds `n_rows` rows of `ctx.inp` floats, `x_stride` apart; `out` holds
 /// `n_rows` rows of `G*Hp` floats; `ctx.p` was packed for `S`.
-pub(crate) unsafe fn project<S: Simd>(s: S, ctx: &Ctx<'_>, x: *const f32, x_stride: usize, n_rows: usize, out: *mut f32, max_rows: usize) {
+pub(crate) unsafe fn project<S: Simd>(
+    s: S,
+    ctx: &Ctx<'_>,
+    x: *const f32,
+    x_stride: usize,
+    n_rows: usize,
+    out: *mut f32,
+    max_rows: usize,
+) {
     // SAFETY: forwarded contract.
     unsafe {
         match ctx.p.w.g {
@@ -519,12 +642,20 @@ pub(crate) unsafe fn project<S: Simd>(s: S, ctx: &Ctx<'_>, x: *const f32, x_stri
 }
 
 #[inline(always)]
-unsafe fn project_g<S: Simd, const G: usize>(s: S, ctx: &Ctx<'_>, x: *const f32, x_stride: usize, n_rows: usize, out: *mut f32, max_rows: usize) {
+unsafe fn project_g<S: Simd, const G: usize>(
+    s: S,
+    ctx: &Ctx<'_>,
+    x: *const f32,
+    x_stride: usize,
+    n_rows: usize,
+    out: *mut f32,
+    max_rows: usize,
+) {
     let w = &ctx.p.w;
     let mut r = 0;
     while r < n_rows {
         let n = (n_rows - r).min(max_rows).min(4);
-        // SAFETY (all arms): rows r..r+n exist in x and out.
+        // SAFETY: rows r..r+n exist in x and out.
         unsafe {
             match n {
                 1 => project_tile::<S, G, 1>(s, w, ctx.hp, x, x_stride, r, out),
@@ -538,12 +669,29 @@ unsafe fn project_g<S: Simd, const G: usize>(s: S, ctx: &Ctx<'_>, x: *const f32,
 }
 
 #[inline(always)]
-unsafe fn project_tile<S: Simd, const G: usize, const MB: usize>(s: S, w: &Panels, hp: usize, x: *const f32, x_stride: usize, r0: usize, out: *mut f32) {
+unsafe fn project_tile<S: Simd, const G: usize, const MB: usize>(
+    s: S,
+    w: &Panels,
+    hp: usize,
+    x: *const f32,
+    x_stride: usize,
+    r0: usize,
+    out: *mut f32,
+) {
     let l = S::LANES;
     let rows = std::array::from_fn(|m| x.wrapping_add((r0 + m) * x_stride));
     for blk in 0..w.blocks {
         // SAFETY: block `blk` has K = In rows; each x row holds In floats.
-        let acc = unsafe { dot::<S, G, MB>(s, w.as_slice().as_ptr().add(blk * w.block_len()), 0, w.k, rows, [[[s.zero(); 2]; G]; MB]) };
+        let acc = unsafe {
+            dot::<S, G, MB>(
+                s,
+                w.as_slice().as_ptr().add(blk * w.block_len()),
+                0,
+                w.k,
+                rows,
+                [[[s.zero(); 2]; G]; MB],
+            )
+        };
         for m in 0..MB {
             for g in 0..G {
                 // SAFETY: out rows hold G*Hp floats; g*Hp + blk*NR + 2L <= G*Hp.
@@ -555,4 +703,25 @@ unsafe fn project_tile<S: Simd, const G: usize, const MB: usize>(s: S, w: &Panel
             }
         }
     }
+}
+
+/// Reads every float of `data` once with the ISA's vector loads (a sum, so
+/// the loads cannot be optimized away): the floor a step's recurrent
+/// product cannot beat. `data.len()` must be a multiple of `4 * LANES`
+/// (packed panels are).
+#[inline(always)]
+pub(crate) fn stream_sum<S: Simd>(s: S, data: &[f32]) -> f32 {
+    let l = S::LANES;
+    let mut acc = [s.zero(); 4];
+    for c in data.chunks_exact(4 * l) {
+        for (k, a) in acc.iter_mut().enumerate() {
+            // SAFETY: `c` has 4 * LANES floats.
+            *a = s.add(*a, unsafe { s.load(c.as_ptr().add(k * l)) });
+        }
+    }
+    let v = s.add(s.add(acc[0], acc[1]), s.add(acc[2], acc[3]));
+    let mut out = [0.0f32; 16];
+    // SAFETY: `out` holds 16 >= LANES floats.
+    unsafe { s.store(out.as_mut_ptr(), v) };
+    out.iter().sum()
 }

@@ -1,0 +1,108 @@
+//! Once the caller holds a state and a workspace grown to the shape, the
+//! sequence run and the streaming step allocate nothing, for every fast
+//! kernel this host runs (a counting global allocator proves it). The
+//! counter is per thread so that the test harness's own threads do not
+//! disturb it.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell as StdCell;
+
+use fusedrnn::{Cell, Config, Direction, DirectionWeights, KernelFamily, Rnn, Sequence, Workspace};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: StdCell<usize> = const { StdCell::new(0) };
+}
+
+// SAFETY: defers to the system allocator; only counts calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: forwarded contract of GlobalAlloc::alloc.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded contract of GlobalAlloc::dealloc.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: forwarded contract of GlobalAlloc::realloc.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocs() -> usize {
+    ALLOCS.with(|c| c.get())
+}
+
+fn model(cell: Cell, layers: usize, direction: Direction, proj: usize) -> Rnn {
+    let (h, i) = (40, 24);
+    let mut cfg = Config::new(cell, i, h);
+    cfg.num_layers = layers;
+    cfg.direction = direction;
+    cfg.proj_size = proj;
+    let g = cell.gates();
+    let hout = cfg.output_size();
+    let w = (0..layers * cfg.num_directions())
+        .map(|idx| {
+            let inp = cfg.layer_input_size(idx / cfg.num_directions());
+            DirectionWeights {
+                w: vec![0.01; g * h * inp],
+                r: vec![0.02; g * h * hout],
+                wb: vec![0.1; g * h],
+                rb: vec![0.1; g * h],
+                peepholes: None,
+                proj: (proj > 0).then(|| vec![0.03; hout * h]),
+            }
+        })
+        .collect();
+    Rnn::new(cfg, w).unwrap()
+}
+
+#[test]
+fn run_and_step_do_not_allocate() {
+    let configs = [
+        (Cell::Lstm, 3, Direction::Bidirectional, 0),
+        (Cell::Lstm, 2, Direction::Forward, 16),
+        (Cell::Gru, 2, Direction::Forward, 0),
+        (Cell::Gru, 1, Direction::Reverse, 0),
+    ];
+    for family in KernelFamily::available()
+        .into_iter()
+        .filter(|f| *f != KernelFamily::Reference)
+    {
+        for (cell, layers, dir, proj) in configs {
+            let m = model(cell, layers, dir, proj).with_kernel(family).unwrap();
+            let (t, b) = (7, 5);
+            let x = vec![0.3f32; t * b * 24];
+            let lengths = [7, 3, 0, 5, 7];
+            let seq = Sequence {
+                lengths: Some(&lengths),
+                ..Sequence::new(&x, t, b)
+            };
+            let mut state = m.new_state(b);
+            let mut out = vec![0.0; t * b * m.output_features()];
+            let mut ws = Workspace::new();
+            m.run(&seq, &mut state, &mut out, &mut ws).unwrap(); // grows ws
+            let before = allocs();
+            for _ in 0..3 {
+                m.run(&seq, &mut state, &mut out, &mut ws).unwrap();
+            }
+            assert_eq!(allocs(), before, "{} run allocated", m.kernel_name());
+            if dir == Direction::Forward {
+                let mut o = vec![0.0; b * m.config().output_size()];
+                m.step(&x[..b * 24], &mut state, &mut o, &mut ws).unwrap();
+                let before = allocs();
+                for _ in 0..3 {
+                    m.step(&x[..b * 24], &mut state, &mut o, &mut ws).unwrap();
+                }
+                assert_eq!(allocs(), before, "{} step allocated", m.kernel_name());
+            }
+        }
+    }
+}
