@@ -51,6 +51,7 @@ pub mod plan;
 pub mod reference;
 pub mod shapes;
 mod simd;
+pub mod unfused;
 mod weights;
 
 pub use config::{Activation, Activations, Cell, Config, Direction, GruReset};

@@ -569,6 +569,7 @@ unsafe fn tile<S: Simd, const MB: usize, const DEF: bool>(
 /// in their first `Hout`), `c`, `aux`, `z`, `xn` rows of `Hp` floats (those
 /// the cell uses), and `b.x` rows as its variant says; `ctx.p` was packed
 /// for `S` (`NR = 2 * S::LANES`). No two of the written buffers overlap.
+#[inline(always)]
 pub(crate) unsafe fn step<S: Simd>(
     s: S,
     ctx: &Ctx<'_>,
@@ -623,6 +624,7 @@ unsafe fn step_impl<S: Simd, const DEF: bool>(
 /// # Safety
 /// `x` holds `n_rows` rows of `ctx.inp` floats, `x_stride` apart; `out` holds
 /// `n_rows` rows of `G*Hp` floats; `ctx.p` was packed for `S`.
+#[inline(always)]
 pub(crate) unsafe fn project<S: Simd>(
     s: S,
     ctx: &Ctx<'_>,
@@ -712,14 +714,22 @@ unsafe fn project_tile<S: Simd, const G: usize, const MB: usize>(
 #[inline(always)]
 pub(crate) fn stream_sum<S: Simd>(s: S, data: &[f32]) -> f32 {
     let l = S::LANES;
-    let mut acc = [s.zero(); 4];
-    for c in data.chunks_exact(4 * l) {
+    // Eight independent sums so the adds' latency never limits the loads.
+    let mut acc = [s.zero(); 8];
+    let (body, tail) = data.split_at(data.len() / (8 * l) * (8 * l));
+    for c in body.chunks_exact(8 * l) {
+        for (k, a) in acc.iter_mut().enumerate() {
+            // SAFETY: `c` has 8 * LANES floats.
+            *a = s.add(*a, unsafe { s.load(c.as_ptr().add(k * l)) });
+        }
+    }
+    for c in tail.chunks_exact(4 * l) {
         for (k, a) in acc.iter_mut().enumerate() {
             // SAFETY: `c` has 4 * LANES floats.
             *a = s.add(*a, unsafe { s.load(c.as_ptr().add(k * l)) });
         }
     }
-    let v = s.add(s.add(acc[0], acc[1]), s.add(acc[2], acc[3]));
+    let v = acc[1..].iter().fold(acc[0], |a, &b| s.add(a, b));
     let mut out = [0.0f32; 16];
     // SAFETY: `out` holds 16 >= LANES floats.
     unsafe { s.store(out.as_mut_ptr(), v) };

@@ -1,0 +1,168 @@
+//! Per-step latency of a kernel on a standard shape, without criterion.
+//!
+//! ```text
+//! cargo run --release --example bench -- --shape NAME|all [--kernel FAMILY|auto|unfused] [--weights f32] [--threads N] [--json]
+//! cargo run --release --example bench -- --list-kernels
+//! ```
+//!
+//! `ns_per_step` is the median over repeats (at least 15, and at least 0.3 s
+//! in all) of one run divided by its time steps. `floor_ns` is the median
+//! time, measured in the same run, to read the shape's packed recurrent
+//! weights once with the same ISA (the auto-dispatched one for `unfused`
+//! and `reference`). `gflops` counts the input and recurrent products.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use fusedrnn::shapes::{Shape, STANDARD};
+use fusedrnn::unfused::{Unfused, UnfusedWs};
+use fusedrnn::{KernelFamily, Sequence, Workspace};
+
+fn median_ns(mut f: impl FnMut()) -> f64 {
+    f();
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < 15 || start.elapsed().as_secs_f64() < 0.3 {
+        let t0 = Instant::now();
+        f();
+        times.push(t0.elapsed().as_nanos() as f64);
+        if times.len() >= 100_000 {
+            break;
+        }
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    times[times.len() / 2]
+}
+
+fn usage(msg: &str) -> ExitCode {
+    eprintln!("bench: {msg}");
+    eprintln!("usage: bench --shape NAME|all [--kernel FAMILY|auto|unfused] [--weights f32] [--threads N] [--json]");
+    ExitCode::from(2)
+}
+
+fn run_shape(shape: &Shape, kernel: &str, json: bool) -> Result<(), String> {
+    let auto = shape.model();
+    let model = match kernel {
+        "auto" | "unfused" => auto.clone(),
+        name => {
+            let fam = KernelFamily::from_name(name).map_err(|e| e.to_string())?;
+            auto.clone().with_kernel(fam).map_err(|e| e.to_string())?
+        }
+    };
+    let x = shape.input();
+    let (t, b) = (shape.steps, shape.batch);
+    let mut state = model.new_state(b);
+    let mut ws = Workspace::new();
+    let (name, total_ns) = if kernel == "unfused" {
+        let u = Unfused::new(&model).map_err(|e| e.to_string())?;
+        let h = shape.hidden;
+        let (mut hs, mut cs, mut out) = (vec![0.0; b * h], vec![0.0; b * h], vec![0.0; t * b * h]);
+        let mut uws = UnfusedWs::default();
+        let ns = median_ns(|| {
+            u.run(&x, t, b, &mut hs, &mut cs, &mut out, &mut uws)
+                .expect("run")
+        });
+        ("unfused".to_string(), ns)
+    } else if shape.streaming {
+        let mut out = vec![0.0; b * model.output_features()];
+        let ns = median_ns(|| model.step(&x, &mut state, &mut out, &mut ws).expect("step"));
+        (model.kernel_name().to_string(), ns)
+    } else {
+        let seq = Sequence::new(&x, t, b);
+        let mut out = vec![0.0; t * b * model.output_features()];
+        let ns = median_ns(|| {
+            state.reset();
+            model.run(&seq, &mut state, &mut out, &mut ws).expect("run")
+        });
+        (model.kernel_name().to_string(), ns)
+    };
+    let floor_model = if model.recurrent_weight_bytes() > 0 {
+        &model
+    } else {
+        &auto
+    };
+    let floor_ns = median_ns(|| {
+        std::hint::black_box(floor_model.stream_recurrent_weights());
+    });
+    let ns_per_step = total_ns / t as f64;
+    let gflops = shape.flops_per_step() / ns_per_step;
+    let family = if kernel == "unfused" {
+        "unfused".to_string()
+    } else {
+        model.kernel_family().name().to_string()
+    };
+    if json {
+        println!(
+            "{{\"shape\": \"{}\", \"kernel\": \"{family}\", \"kernel_name\": \"{name}\", \"weights\": \"f32\", \"threads\": 1, \"ns_per_step\": {ns_per_step:.1}, \"gflops\": {gflops:.2}, \"floor_ns\": {floor_ns:.1}}}",
+            shape.name
+        );
+    } else {
+        println!(
+            "{:<15} {:<24} {:>12.1} ns/step {:>8.2} GFLOP/s   floor {:>10.1} ns   ({:.2}x floor)",
+            shape.name,
+            name,
+            ns_per_step,
+            gflops,
+            floor_ns,
+            ns_per_step / floor_ns
+        );
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let (mut shapes, mut kernel, mut json) = (Vec::new(), "auto".to_string(), false);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--list-kernels" => {
+                for f in KernelFamily::available() {
+                    println!("{}", f.name());
+                }
+                return ExitCode::SUCCESS;
+            }
+            "--shape" => match args.next().as_deref() {
+                Some("all") => shapes.extend_from_slice(STANDARD),
+                Some(n) => match Shape::by_name(n) {
+                    Ok(s) => shapes.push(s),
+                    Err(e) => return usage(&e.to_string()),
+                },
+                None => return usage("--shape needs a name"),
+            },
+            "--kernel" => match args.next() {
+                Some(k) => kernel = k,
+                None => return usage("--kernel needs a name"),
+            },
+            "--weights" => match args.next().as_deref() {
+                Some("f32") => {}
+                Some(w) => {
+                    return usage(&format!(
+                        "--weights {w}: only f32 weights are supported so far"
+                    ))
+                }
+                None => return usage("--weights needs a type"),
+            },
+            "--threads" => match args.next().as_deref() {
+                Some("1") => {}
+                Some(n) => {
+                    return usage(&format!(
+                        "--threads {n}: only single-threaded runs are supported so far"
+                    ))
+                }
+                None => return usage("--threads needs a count"),
+            },
+            "--json" => json = true,
+            other => return usage(&format!("unknown argument {other}")),
+        }
+    }
+    if shapes.is_empty() {
+        return usage("no --shape given");
+    }
+    for s in &shapes {
+        if let Err(e) = run_shape(s, &kernel, json) {
+            eprintln!("bench: {}: {e}", s.name);
+            return ExitCode::from(2);
+        }
+    }
+    ExitCode::SUCCESS
+}
