@@ -4,6 +4,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use fusedrnn::shapes::STANDARD;
+use fusedrnn::unfused::{Unfused, UnfusedWs};
 use fusedrnn::{KernelFamily, Sequence, Workspace};
 
 fn bench_shapes(c: &mut Criterion) {
@@ -32,6 +33,19 @@ fn bench_shapes(c: &mut Criterion) {
                     })
                 });
             }
+        }
+        // The textbook baseline: matrixmultiply GEMMs and separate passes.
+        if let Ok(u) = Unfused::new(&shape.model()) {
+            let (t, b, h) = (shape.steps, shape.batch, shape.hidden);
+            let (mut hs, mut cs, mut out) =
+                (vec![0.0; b * h], vec![0.0; b * h], vec![0.0; t * b * h]);
+            let mut uws = UnfusedWs::default();
+            group.bench_function(BenchmarkId::new("unfused", "sequence"), |bch| {
+                bch.iter(|| {
+                    u.run(&x, t, b, &mut hs, &mut cs, &mut out, &mut uws)
+                        .expect("run")
+                })
+            });
         }
         group.finish();
     }

@@ -90,6 +90,7 @@ impl Unfused {
 
     /// Runs `x` `[T, B, I]`; `h` `[B, H]`, `c` `[B, H]` (LSTM) are the
     /// state, `out` `[T, B, H]`.
+    #[allow(clippy::too_many_arguments)]
     pub fn run(
         &self,
         x: &[f32],
