@@ -194,6 +194,21 @@ pub(crate) struct FastWs {
     rows: Vec<usize>,
 }
 
+impl FastWs {
+    /// Grows the per-step buffers to `batch` rows (h rows of `hstride`,
+    /// the others of `hp`).
+    fn grow_step(&mut self, batch: usize, hstride: usize, hp: usize) {
+        for v in [&mut self.h0, &mut self.h1] {
+            grow(v, batch * hstride);
+        }
+        for v in [&mut self.c, &mut self.aux, &mut self.z, &mut self.xn] {
+            grow(v, batch * hp);
+        }
+        grow(&mut self.off, batch);
+        grow(&mut self.rows, batch);
+    }
+}
+
 fn grow<T: Copy + Default>(v: &mut Vec<T>, n: usize) {
     if v.len() < n {
         v.resize(n, T::default());
@@ -301,14 +316,7 @@ impl FastKernel {
             );
         }
         grow(&mut ws.xproj, n_rows * g * hp);
-        for v in [&mut ws.h0, &mut ws.h1] {
-            grow(v, batch * hstride);
-        }
-        for v in [&mut ws.c, &mut ws.aux, &mut ws.z, &mut ws.xn] {
-            grow(v, batch * hp);
-        }
-        grow(&mut ws.off, batch);
-        grow(&mut ws.rows, batch);
+        ws.grow_step(batch, hstride, hp);
         self.with_token(|tok| {
             // SAFETY: x holds n_rows rows of In floats (asserted above); xproj
             // holds n_rows rows of G*Hp (grown above); the packs match the token.
@@ -426,14 +434,7 @@ impl FastKernel {
         let batch = h.len() / hout;
         assert!(x.len() == batch * inp && h.len() == batch * hout);
         assert!(cfg.cell != Cell::Lstm || c.len() == batch * hs);
-        for v in [&mut ws.h0, &mut ws.h1] {
-            grow(v, batch * hstride);
-        }
-        for v in [&mut ws.c, &mut ws.aux, &mut ws.z, &mut ws.xn] {
-            grow(v, batch * hp);
-        }
-        grow(&mut ws.off, batch);
-        grow(&mut ws.rows, batch);
+        ws.grow_step(batch, hstride, hp);
         for b in 0..batch {
             ws.h0[b * hstride..b * hstride + hout].copy_from_slice(&h[b * hout..(b + 1) * hout]);
             if cfg.cell == Cell::Lstm {
