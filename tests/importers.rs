@@ -99,6 +99,56 @@ fn pytorch_safetensors_file_loads_in_one_call() {
     check_output(&model, &f, "x", Some("h0"), "output");
 }
 
+/// The cell type read off the shapes of every PyTorch golden file (the
+/// name says which), projections included; typed errors otherwise.
+#[test]
+fn pytorch_detect_cell_from_shapes() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden");
+    let mut seen = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_suffix(".safetensors") else {
+            continue;
+        };
+        let want = if stem.starts_with("pt-lstm") {
+            Cell::Lstm
+        } else if stem.starts_with("pt-gru") {
+            Cell::Gru
+        } else {
+            continue;
+        };
+        assert_eq!(
+            pytorch::detect_cell(&golden(stem), "").unwrap(),
+            want,
+            "{stem}"
+        );
+        seen += 1;
+    }
+    assert!(seen >= 10);
+
+    let mut sd = std::collections::HashMap::new();
+    assert!(matches!(
+        pytorch::detect_cell(&sd, ""),
+        Err(fusedrnn::Error::MissingTensor(_))
+    ));
+    sd.insert(
+        "weight_hh_l0".to_string(),
+        Tensor::new(vec![10, 4], vec![0.0; 40]).unwrap(),
+    );
+    assert!(matches!(
+        pytorch::detect_cell(&sd, ""),
+        Err(fusedrnn::Error::Shape { .. })
+    ));
+    sd.insert(
+        "weight_hh_l0".to_string(),
+        Tensor::new(vec![0, 0], vec![]).unwrap(),
+    );
+    assert!(matches!(
+        pytorch::detect_cell(&sd, ""),
+        Err(fusedrnn::Error::Shape { .. })
+    ));
+}
+
 #[test]
 fn keras_lstm_from_converted_pytorch_weights() {
     // PyTorch i,f,g,o = Keras i,f,c,o; Keras is [in, out] with one bias.

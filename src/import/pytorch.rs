@@ -8,7 +8,8 @@
 //!
 //! Sizes, layer count, direction, bias and `proj_size` are read off the
 //! tensors; only the cell type (and a name prefix, for an RNN inside a
-//! larger module such as `"rnn."`) is configuration.
+//! larger module such as `"rnn."`) is configuration, and [`detect_cell`]
+//! reads the cell type off the tensor shapes when the file does not say it.
 
 use super::{reorder_rows, TensorSource};
 use crate::config::{Cell, Config, Direction, GruReset};
@@ -44,6 +45,40 @@ impl PytorchOptions {
 fn req(src: &dyn TensorSource, name: &str) -> Result<super::Tensor> {
     src.tensor(name)?
         .ok_or_else(|| Error::MissingTensor(name.to_string()))
+}
+
+/// Reads the cell type off a `state_dict`, for files that do not say it:
+/// `{prefix}weight_hh_l0` is `[4*H, Hout]` for `nn.LSTM` and `[3*H, H]` for
+/// `nn.GRU`; a `{prefix}weight_hr_l0` (projection, `proj_size > 0`) exists
+/// only for an LSTM. [`Error::MissingTensor`] if there is no
+/// `weight_hh_l0`, [`Error::Shape`] if its shape fits neither cell.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use fusedrnn::import::{pytorch, Tensor};
+/// use fusedrnn::Cell;
+///
+/// let mut sd = HashMap::new();
+/// sd.insert("rnn.weight_hh_l0".to_string(), Tensor::new(vec![12, 4], vec![0.0; 48])?);
+/// assert_eq!(pytorch::detect_cell(&sd, "rnn.")?, Cell::Gru); // 3 gates x H = 4
+/// # Ok::<(), fusedrnn::Error>(())
+/// ```
+pub fn detect_cell(src: &dyn TensorSource, prefix: &str) -> Result<Cell> {
+    if src.tensor(&format!("{prefix}weight_hr_l0"))?.is_some() {
+        return Ok(Cell::Lstm);
+    }
+    let hh0 = req(src, &format!("{prefix}weight_hh_l0"))?;
+    let [gh, h] = hh0.view().dims::<2>("weight_hh_l0")?;
+    match (gh, h) {
+        (gh, h) if h > 0 && gh == 4 * h => Ok(Cell::Lstm),
+        (gh, h) if h > 0 && gh == 3 * h => Ok(Cell::Gru),
+        _ => Err(Error::Shape {
+            what: "weight_hh_l0 (rows must be 4 x hidden_size for LSTM or 3 x hidden_size for GRU)"
+                .into(),
+            expected: vec![4 * h.max(1), h.max(1)],
+            got: hh0.shape.clone(),
+        }),
+    }
 }
 
 /// Builds the model from a `state_dict` (any [`TensorSource`]).
