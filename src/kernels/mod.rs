@@ -190,14 +190,16 @@ pub(crate) struct FastWs {
     aux: Vec<f32>,
     z: Vec<f32>,
     xn: Vec<f32>,
+    acc: Vec<f32>,
     off: Vec<usize>,
     rows: Vec<usize>,
 }
 
 impl FastWs {
     /// Grows the per-step buffers to `batch` rows (h rows of `hstride`,
-    /// the others of `hp`).
-    fn grow_step(&mut self, batch: usize, hstride: usize, hp: usize) {
+    /// partial sums of [`rnn::ACC_SLOTS`] blocks of `nr`, the others of `hp`).
+    fn grow_step(&mut self, batch: usize, hstride: usize, hp: usize, nr: usize) {
+        grow(&mut self.acc, batch * rnn::ACC_SLOTS * nr);
         for v in [&mut self.h0, &mut self.h1] {
             grow(v, batch * hstride);
         }
@@ -315,11 +317,12 @@ impl FastKernel {
                 a.dst.len() >= (t_len - 1) * a.dst_t + (batch - 1) * a.dst_b + a.dst_off + hout
             );
         }
-        grow(&mut ws.xproj, n_rows * g * hp);
-        ws.grow_step(batch, hstride, hp);
+        let xs = rnn::xproj_stride(g, hp);
+        grow(&mut ws.xproj, n_rows * xs);
+        ws.grow_step(batch, hstride, hp, self.isa.nr());
         self.with_token(|tok| {
             // SAFETY: x holds n_rows rows of In floats (asserted above); xproj
-            // holds n_rows rows of G*Hp (grown above); the packs match the token.
+            // holds n_rows rows of xproj_stride (grown above); the packs match the token.
             unsafe {
                 tok.project(
                     &ctx,
@@ -349,7 +352,7 @@ impl FastKernel {
                 let lb = len(b);
                 if s < lb {
                     let t = if a.reverse { lb - 1 - s } else { s };
-                    ws.off[b] = row_of(t, b) * g * hp;
+                    ws.off[b] = row_of(t, b) * xs;
                     ws.rows[n_active] = b;
                     n_active += 1;
                 } else {
@@ -373,11 +376,12 @@ impl FastKernel {
                 aux: ws.aux.as_mut_ptr(),
                 z: ws.z.as_mut_ptr(),
                 xn: ws.xn.as_mut_ptr(),
+                acc: ws.acc.as_mut_ptr(),
             };
             let rows = &ws.rows[..n_active];
             self.with_token(|tok| {
                 // SAFETY: every buffer was grown above to B rows of its
-                // stride; off[b] < n_rows*G*Hp for active rows; the packs
+                // stride; off[b] + G*Hp <= n_rows*xs for active rows; the packs
                 // match the token; cur and nxt are distinct buffers.
                 unsafe { tok.step(&ctx, &bufs, rows, s % 2 == 1, self.isa.max_rows()) }
             });
@@ -434,7 +438,7 @@ impl FastKernel {
         let batch = h.len() / hout;
         assert!(x.len() == batch * inp && h.len() == batch * hout);
         assert!(cfg.cell != Cell::Lstm || c.len() == batch * hs);
-        ws.grow_step(batch, hstride, hp);
+        ws.grow_step(batch, hstride, hp, self.isa.nr());
         for b in 0..batch {
             ws.h0[b * hstride..b * hstride + hout].copy_from_slice(&h[b * hout..(b + 1) * hout]);
             if cfg.cell == Cell::Lstm {
@@ -455,6 +459,7 @@ impl FastKernel {
             aux: ws.aux.as_mut_ptr(),
             z: ws.z.as_mut_ptr(),
             xn: ws.xn.as_mut_ptr(),
+            acc: ws.acc.as_mut_ptr(),
         };
         let rows = &ws.rows[..batch];
         self.with_token(|tok| {
@@ -479,10 +484,56 @@ impl FastKernel {
 #[derive(Clone, Copy)]
 struct Token(Isa);
 
+/// The signature of an out-of-line [`rnn::dot`].
+type DotFn<S, const G: usize, const MB: usize> = unsafe fn(
+    S,
+    *const f32,
+    usize,
+    usize,
+    [*const f32; MB],
+    [rnn::Acc<<S as Simd>::V, G>; MB],
+) -> [rnn::Acc<<S as Simd>::V, G>; MB];
+
 /// The `#[target_feature]` entry points: each instantiates the generic code
 /// for one ISA so its intrinsics inline.
 macro_rules! entries {
-    ($step:ident, $project:ident, $stream:ident, $ty:ty, $features:literal) => {
+    ($step:ident, $project:ident, $stream:ident, $dot:ident, $ty:ty, $features:literal) => {
+        /// # Safety
+        /// The CPU supports the features and the contract of [`rnn::dot`]
+        /// holds.
+        #[target_feature(enable = $features)]
+        #[inline(never)]
+        unsafe fn $dot<const G: usize, const MB: usize>(
+            s: $ty,
+            blk: *const f32,
+            k0: usize,
+            k1: usize,
+            rows: [*const f32; MB],
+            acc: [rnn::Acc<<$ty as Simd>::V, G>; MB],
+        ) -> [rnn::Acc<<$ty as Simd>::V, G>; MB] {
+            // SAFETY: forwarded contract.
+            unsafe { rnn::dot::<$ty, G, MB>(s, blk, k0, k1, rows, acc) }
+        }
+        impl rnn::Kernel for $ty {
+            #[inline(always)]
+            unsafe fn dot_k<const G: usize, const MB: usize>(
+                self,
+                blk: *const f32,
+                k0: usize,
+                k1: usize,
+                rows: [*const f32; MB],
+                acc: [rnn::Acc<<$ty as Simd>::V, G>; MB],
+            ) -> [rnn::Acc<<$ty as Simd>::V, G>; MB] {
+                // rustc drops `#[inline(never)]` on `#[target_feature]`
+                // functions (1.95: no `noinline` in the IR) and LLVM then
+                // inlines them into the step; a call through an opaque
+                // pointer stays a call.
+                let f: DotFn<$ty, G, MB> = std::hint::black_box($dot::<G, MB>);
+                // SAFETY: forwarded contract; holding the token proves the
+                // CPU features.
+                unsafe { f(self, blk, k0, k1, rows, acc) }
+            }
+        }
         /// # Safety
         /// The CPU supports the features (proved by holding the token) and
         /// the contract of [`rnn::step`] holds.
@@ -528,11 +579,49 @@ entries!(
     step_avx512,
     project_avx512,
     stream_avx512,
+    dot_avx512,
     Avx512,
     "avx512f,avx2,fma"
 );
 #[cfg(target_arch = "x86_64")]
-entries!(step_avx2, project_avx2, stream_avx2, Avx2, "avx2,fma");
+entries!(
+    step_avx2,
+    project_avx2,
+    stream_avx2,
+    dot_avx2,
+    Avx2,
+    "avx2,fma"
+);
+
+/// Portable needs no features; its product is out of line for the same
+/// reason as the others' (see [`rnn::Kernel`]).
+#[inline(never)]
+unsafe fn dot_portable<const G: usize, const MB: usize>(
+    s: Portable,
+    blk: *const f32,
+    k0: usize,
+    k1: usize,
+    rows: [*const f32; MB],
+    acc: [rnn::Acc<<Portable as Simd>::V, G>; MB],
+) -> [rnn::Acc<<Portable as Simd>::V, G>; MB] {
+    // SAFETY: forwarded contract.
+    unsafe { rnn::dot::<Portable, G, MB>(s, blk, k0, k1, rows, acc) }
+}
+
+impl rnn::Kernel for Portable {
+    #[inline(always)]
+    unsafe fn dot_k<const G: usize, const MB: usize>(
+        self,
+        blk: *const f32,
+        k0: usize,
+        k1: usize,
+        rows: [*const f32; MB],
+        acc: [rnn::Acc<<Portable as Simd>::V, G>; MB],
+    ) -> [rnn::Acc<<Portable as Simd>::V, G>; MB] {
+        // SAFETY: forwarded contract.
+        unsafe { dot_portable::<G, MB>(self, blk, k0, k1, rows, acc) }
+    }
+}
 
 impl Token {
     /// # Safety

@@ -65,6 +65,94 @@ pub(crate) struct Bufs {
     pub(crate) z: *mut f32,
     /// GRU reset-before: the input part of n.
     pub(crate) xn: *mut f32,
+    /// Partial sums between chunks: per batch entry, [`ACC_SLOTS`] blocks
+    /// of `NR` floats (the gates' sums, then GRU's input part of n).
+    pub(crate) acc: *mut f32,
+}
+
+/// `NR`-float slots per batch entry in [`Bufs::acc`].
+pub(crate) const ACC_SLOTS: usize = 4;
+
+/// Rows `k0..k1` of a panel for one pass over a block's tiles. With more
+/// than one tile the panel is walked in chunks that stay in L1 while every
+/// tile uses them; the tiles keep their partial sums in [`Bufs::acc`]
+/// between chunks (stored f32 values: the sum is the same as in one pass).
+#[derive(Clone, Copy)]
+struct Chunk {
+    k0: usize,
+    k1: usize,
+    first: bool,
+    last: bool,
+}
+
+/// Loads the partial sums of `G` gates from slots `0..G` of the tile's rows.
+///
+/// # Safety
+/// `b.acc` has [`ACC_SLOTS`] `* NR` floats for every entry in `rows`.
+#[inline(always)]
+unsafe fn resume<S: Kernel, const G: usize, const MB: usize>(
+    s: S,
+    b: &Bufs,
+    rows: &[usize; MB],
+    slot0: usize,
+) -> [Acc<S::V, G>; MB] {
+    let l = S::LANES;
+    std::array::from_fn(|m| {
+        std::array::from_fn(|g| {
+            // SAFETY: slot0 + g < ACC_SLOTS, rows[m] < batch.
+            let p = unsafe { b.acc.add((rows[m] * ACC_SLOTS + slot0 + g) * 2 * l) };
+            // SAFETY: as above, 2L floats per slot.
+            unsafe { [s.load(p), s.load(p.add(l))] }
+        })
+    })
+}
+
+/// Stores the partial sums of `G` gates into slots `slot0..slot0+G`.
+///
+/// # Safety
+/// As for [`resume`].
+#[inline(always)]
+unsafe fn park<S: Kernel, const G: usize, const MB: usize>(
+    s: S,
+    b: &Bufs,
+    rows: &[usize; MB],
+    slot0: usize,
+    acc: &[Acc<S::V, G>; MB],
+) {
+    let l = S::LANES;
+    for m in 0..MB {
+        for g in 0..G {
+            // SAFETY: slot0 + g < ACC_SLOTS, rows[m] < batch, 2L floats per slot.
+            unsafe {
+                let p = b.acc.add((rows[m] * ACC_SLOTS + slot0 + g) * 2 * l);
+                s.store(p, acc[m][g][0]);
+                s.store(p.add(l), acc[m][g][1]);
+            }
+        }
+    }
+}
+
+/// An ISA whose [`dot`] runs as a function of its own, compiled for the
+/// ISA's features and never inlined into the tile functions. Inlined, the
+/// epilogue's constants (σ/tanh coefficients, hoisted out of the block
+/// loop by LLVM) took the registers the product's sums need, and the 3-row
+/// LSTM tile kept its 24 sums on the stack: a load, an FMA and a store per
+/// sum and weight row. Out of line, the loop holds the sums, the row
+/// broadcasts and one weight vector in registers. The call costs a few
+/// dozen cycles per tile against `K * G * 2 * MB` FMAs.
+pub(crate) trait Kernel: Simd {
+    /// [`dot`] for this ISA.
+    ///
+    /// # Safety
+    /// As for [`dot`].
+    unsafe fn dot_k<const G: usize, const MB: usize>(
+        self,
+        blk: *const f32,
+        k0: usize,
+        k1: usize,
+        rows: [*const f32; MB],
+        acc: [Acc<Self::V, G>; MB],
+    ) -> [Acc<Self::V, G>; MB];
 }
 
 /// `acc[m][g][v] += sum_{k0 <= kk < k1} panel[kk][g][v] * rows[m][kk]` over one block.
@@ -85,20 +173,17 @@ pub(crate) unsafe fn dot<S: Simd, const G: usize, const MB: usize>(
     let nr = 2 * l;
     let mut wp = blk.wrapping_add(k0 * G * nr);
     for kk in k0..k1 {
-        let mut w = [[s.zero(); 2]; G];
-        for (g, wg) in w.iter_mut().enumerate() {
-            // SAFETY: kk < k1 <= K, so the G*NR floats at `wp` are in the block.
-            unsafe {
-                wg[0] = s.load(wp.add(g * nr));
-                wg[1] = s.load(wp.add(g * nr + l));
-            }
-        }
-        for m in 0..MB {
-            // SAFETY: rows[m] has at least k1 > kk floats.
-            let x = s.splat(unsafe { *rows[m].add(kk) });
-            for g in 0..G {
-                acc[m][g][0] = s.mul_add(w[g][0], x, acc[m][g][0]);
-                acc[m][g][1] = s.mul_add(w[g][1], x, acc[m][g][1]);
+        // SAFETY: rows[m] has at least k1 > kk floats.
+        let x: [S::V; MB] = std::array::from_fn(|m| s.splat(unsafe { *rows[m].add(kk) }));
+        // One weight vector at a time, used by every row right away: live
+        // registers are the MB*G*2 sums, MB broadcasts and one weight.
+        for g in 0..G {
+            for v in 0..2 {
+                // SAFETY: kk < k1 <= K, so the G*NR floats at `wp` are in the block.
+                let w = unsafe { s.load(wp.add(g * nr + v * l)) };
+                for m in 0..MB {
+                    acc[m][g][v] = s.mul_add(w, x[m], acc[m][g][v]);
+                }
             }
         }
         wp = wp.wrapping_add(G * nr);
@@ -107,7 +192,7 @@ pub(crate) unsafe fn dot<S: Simd, const G: usize, const MB: usize>(
 }
 
 #[inline(always)]
-fn clip<S: Simd>(s: S, v: S::V, c: Option<f32>) -> S::V {
+fn clip<S: Kernel>(s: S, v: S::V, c: Option<f32>) -> S::V {
     match c {
         // Constants first so a NaN pre-activation propagates.
         Some(c) => s.min(s.splat(c), s.max(s.splat(-c), v)),
@@ -116,7 +201,7 @@ fn clip<S: Simd>(s: S, v: S::V, c: Option<f32>) -> S::V {
 }
 
 #[inline(always)]
-fn gate_f<S: Simd, const DEF: bool>(s: S, a: &Activations, v: S::V) -> S::V {
+fn gate_f<S: Kernel, const DEF: bool>(s: S, a: &Activations, v: S::V) -> S::V {
     if DEF {
         sigmoid_v(s, v)
     } else {
@@ -125,7 +210,7 @@ fn gate_f<S: Simd, const DEF: bool>(s: S, a: &Activations, v: S::V) -> S::V {
 }
 
 #[inline(always)]
-fn gate_g<S: Simd, const DEF: bool>(s: S, a: &Activations, v: S::V) -> S::V {
+fn gate_g<S: Kernel, const DEF: bool>(s: S, a: &Activations, v: S::V) -> S::V {
     if DEF {
         tanh_v(s, v)
     } else {
@@ -134,7 +219,7 @@ fn gate_g<S: Simd, const DEF: bool>(s: S, a: &Activations, v: S::V) -> S::V {
 }
 
 #[inline(always)]
-fn gate_h<S: Simd, const DEF: bool>(s: S, a: &Activations, v: S::V) -> S::V {
+fn gate_h<S: Kernel, const DEF: bool>(s: S, a: &Activations, v: S::V) -> S::V {
     if DEF {
         tanh_v(s, v)
     } else {
@@ -148,7 +233,7 @@ fn gate_h<S: Simd, const DEF: bool>(s: S, a: &Activations, v: S::V) -> S::V {
 /// # Safety
 /// As for [`step`]: every row pointer and offset valid for the layer's sizes.
 #[inline(always)]
-unsafe fn x_part<S: Simd, const G: usize, const MB: usize>(
+unsafe fn x_part<S: Kernel, const G: usize, const MB: usize>(
     s: S,
     ctx: &Ctx<'_>,
     blk: usize,
@@ -180,8 +265,7 @@ unsafe fn x_part<S: Simd, const G: usize, const MB: usize>(
             let w = &ctx.p.w;
             // SAFETY: block `blk` of the W panels has K = In rows.
             unsafe {
-                dot::<S, G, MB>(
-                    s,
+                s.dot_k::<G, MB>(
                     w.as_slice().as_ptr().add(blk * w.block_len()),
                     0,
                     ctx.inp,
@@ -194,7 +278,7 @@ unsafe fn x_part<S: Simd, const G: usize, const MB: usize>(
 }
 
 #[inline(always)]
-fn bias<S: Simd>(s: S, v: &[f32], at: usize) -> S::V {
+fn bias<S: Kernel>(s: S, v: &[f32], at: usize) -> S::V {
     debug_assert!(at + S::LANES <= v.len());
     // SAFETY: every bias vector is padded to G*Hp and at + LANES <= its length.
     unsafe { s.load(v.as_ptr().add(at)) }
@@ -205,30 +289,41 @@ fn bias<S: Simd>(s: S, v: &[f32], at: usize) -> S::V {
 /// # Safety
 /// As for [`step`].
 #[inline(always)]
-unsafe fn lstm_tile<S: Simd, const MB: usize, const DEF: bool>(
+unsafe fn lstm_tile<S: Kernel, const MB: usize, const DEF: bool>(
     s: S,
     ctx: &Ctx<'_>,
     blk: usize,
     b: &Bufs,
     rows: &[usize; MB],
+    ch: Chunk,
 ) {
     let l = S::LANES;
     let (hp, cfg, p) = (ctx.hp, ctx.cfg, ctx.p);
     // SAFETY: forwarded contract.
-    let init = unsafe { x_part::<S, 4, MB>(s, ctx, blk, b.x, rows) };
+    let init = unsafe {
+        if ch.first {
+            x_part::<S, 4, MB>(s, ctx, blk, b.x, rows)
+        } else {
+            resume::<S, 4, MB>(s, b, rows, 0)
+        }
+    };
     let hrows = std::array::from_fn(|m| b.h_prev.wrapping_add(rows[m] * b.hstride));
     let r = &p.r;
-    // SAFETY: block `blk` of R has K = Hout rows; h rows hold Hout floats.
+    // SAFETY: block `blk` of R has K = Hout >= k1 rows; h rows hold Hout floats.
     let acc = unsafe {
-        dot::<S, 4, MB>(
-            s,
+        s.dot_k::<4, MB>(
             r.as_slice().as_ptr().add(blk * r.block_len()),
-            0,
-            r.k,
+            ch.k0,
+            ch.k1,
             hrows,
             init,
         )
     };
+    if !ch.last {
+        // SAFETY: forwarded contract.
+        unsafe { park::<S, 4, MB>(s, b, rows, 0, &acc) };
+        return;
+    }
     let (out, ostride) = match p.proj {
         Some(_) => (b.aux, hp),
         None => (b.h_next, b.hstride),
@@ -273,35 +368,58 @@ unsafe fn lstm_tile<S: Simd, const MB: usize, const DEF: bool>(
 /// # Safety
 /// As for [`step`].
 #[inline(always)]
-unsafe fn gru_after_tile<S: Simd, const MB: usize, const DEF: bool>(
+unsafe fn gru_after_tile<S: Kernel, const MB: usize, const DEF: bool>(
     s: S,
     ctx: &Ctx<'_>,
     blk: usize,
     b: &Bufs,
     rows: &[usize; MB],
+    ch: Chunk,
 ) {
     let l = S::LANES;
     let (hp, cfg, p) = (ctx.hp, ctx.cfg, ctx.p);
-    // SAFETY: forwarded contract.
-    let xp = unsafe { x_part::<S, 3, MB>(s, ctx, blk, b.x, rows) };
-    // z and r continue from their input part; n's recurrent part starts at 0.
-    let mut init = xp;
-    for a in init.iter_mut() {
-        a[2] = [s.zero(); 2];
-    }
+    // z and r continue from their input part; n's recurrent part starts at
+    // 0 and its input part waits for the epilogue (slot 3 between chunks).
+    let (init, xn_part) = if ch.first {
+        // SAFETY: forwarded contract.
+        let xp = unsafe { x_part::<S, 3, MB>(s, ctx, blk, b.x, rows) };
+        let mut init = xp;
+        for a in init.iter_mut() {
+            a[2] = [s.zero(); 2];
+        }
+        let xn: [Acc<S::V, 1>; MB] = std::array::from_fn(|m| [xp[m][2]]);
+        (init, xn)
+    } else {
+        // SAFETY: forwarded contract.
+        unsafe {
+            (
+                resume::<S, 3, MB>(s, b, rows, 0),
+                resume::<S, 1, MB>(s, b, rows, 3),
+            )
+        }
+    };
     let hrows = std::array::from_fn(|m| b.h_prev.wrapping_add(rows[m] * b.hstride));
     let r = &p.r;
-    // SAFETY: block `blk` of R has K = H rows; h rows hold H floats.
+    // SAFETY: block `blk` of R has K = H >= k1 rows; h rows hold H floats.
     let acc = unsafe {
-        dot::<S, 3, MB>(
-            s,
+        s.dot_k::<3, MB>(
             r.as_slice().as_ptr().add(blk * r.block_len()),
-            0,
-            r.k,
+            ch.k0,
+            ch.k1,
             hrows,
             init,
         )
     };
+    if !ch.last {
+        // SAFETY: forwarded contract.
+        unsafe {
+            park::<S, 3, MB>(s, b, rows, 0, &acc);
+            if ch.first {
+                park::<S, 1, MB>(s, b, rows, 3, &xn_part);
+            }
+        }
+        return;
+    }
     for m in 0..MB {
         for v in 0..2 {
             let j = blk * 2 * l + v * l;
@@ -315,7 +433,7 @@ unsafe fn gru_after_tile<S: Simd, const MB: usize, const DEF: bool>(
                 &ctx.acts,
                 clip(s, s.add(bias(s, &p.bias, hp + j), acc[m][1][v]), cfg.clip),
             );
-            let xn = s.add(bias(s, &p.bias, 2 * hp + j), xp[m][2][v]);
+            let xn = s.add(bias(s, &p.bias, 2 * hp + j), xn_part[m][0][v]);
             let hn = s.add(acc[m][2][v], bias(s, &p.rbn, j));
             let n = gate_g::<S, DEF>(s, &ctx.acts, clip(s, s.mul_add(rg, hn, xn), cfg.clip));
             // SAFETY: h rows hold Hp floats from j.
@@ -334,31 +452,49 @@ unsafe fn gru_after_tile<S: Simd, const MB: usize, const DEF: bool>(
 /// # Safety
 /// As for [`step`].
 #[inline(always)]
-unsafe fn gru_before_zr_tile<S: Simd, const MB: usize, const DEF: bool>(
+unsafe fn gru_before_zr_tile<S: Kernel, const MB: usize, const DEF: bool>(
     s: S,
     ctx: &Ctx<'_>,
     blk: usize,
     b: &Bufs,
     rows: &[usize; MB],
+    ch: Chunk,
 ) {
     let l = S::LANES;
     let (hp, cfg, p) = (ctx.hp, ctx.cfg, ctx.p);
-    // SAFETY: forwarded contract.
-    let xp = unsafe { x_part::<S, 3, MB>(s, ctx, blk, b.x, rows) };
-    let init: [Acc<S::V, 2>; MB] = std::array::from_fn(|m| [xp[m][0], xp[m][1]]);
+    let init: [Acc<S::V, 2>; MB] = if ch.first {
+        // SAFETY: forwarded contract.
+        let xp = unsafe { x_part::<S, 3, MB>(s, ctx, blk, b.x, rows) };
+        for m in 0..MB {
+            let at = rows[m] * hp + blk * 2 * l;
+            // SAFETY: xn rows hold Hp floats; blk*NR + 2L <= Hp.
+            unsafe {
+                s.store(b.xn.add(at), xp[m][2][0]);
+                s.store(b.xn.add(at + l), xp[m][2][1]);
+            }
+        }
+        std::array::from_fn(|m| [xp[m][0], xp[m][1]])
+    } else {
+        // SAFETY: forwarded contract.
+        unsafe { resume::<S, 2, MB>(s, b, rows, 0) }
+    };
     let hrows = std::array::from_fn(|m| b.h_prev.wrapping_add(rows[m] * b.hstride));
     let r = &p.r;
-    // SAFETY: block `blk` of R_zr has K = H rows; h rows hold H floats.
+    // SAFETY: block `blk` of R_zr has K = H >= k1 rows; h rows hold H floats.
     let acc = unsafe {
-        dot::<S, 2, MB>(
-            s,
+        s.dot_k::<2, MB>(
             r.as_slice().as_ptr().add(blk * r.block_len()),
-            0,
-            r.k,
+            ch.k0,
+            ch.k1,
             hrows,
             init,
         )
     };
+    if !ch.last {
+        // SAFETY: forwarded contract.
+        unsafe { park::<S, 2, MB>(s, b, rows, 0, &acc) };
+        return;
+    }
     for m in 0..MB {
         for v in 0..2 {
             let j = blk * 2 * l + v * l;
@@ -378,7 +514,6 @@ unsafe fn gru_before_zr_tile<S: Simd, const MB: usize, const DEF: bool>(
                 let h_old = s.load(hrows[m].add(j));
                 s.store(b.z.add(at), z);
                 s.store(b.aux.add(at), s.mul(rg, h_old));
-                s.store(b.xn.add(at), xp[m][2][v]);
             }
         }
     }
@@ -389,37 +524,47 @@ unsafe fn gru_before_zr_tile<S: Simd, const MB: usize, const DEF: bool>(
 /// # Safety
 /// As for [`step`].
 #[inline(always)]
-unsafe fn gru_before_n_tile<S: Simd, const MB: usize, const DEF: bool>(
+unsafe fn gru_before_n_tile<S: Kernel, const MB: usize, const DEF: bool>(
     s: S,
     ctx: &Ctx<'_>,
     blk: usize,
     b: &Bufs,
     rows: &[usize; MB],
+    ch: Chunk,
 ) {
     let l = S::LANES;
     let (hp, cfg, p) = (ctx.hp, ctx.cfg, ctx.p);
     let j0 = blk * 2 * l;
     let mut init = [[[s.zero(); 2]; 1]; MB];
-    for m in 0..MB {
-        // SAFETY: xn rows hold Hp floats.
-        unsafe {
-            init[m][0][0] = s.load(b.xn.add(rows[m] * hp + j0));
-            init[m][0][1] = s.load(b.xn.add(rows[m] * hp + j0 + l));
+    if ch.first {
+        for m in 0..MB {
+            // SAFETY: xn rows hold Hp floats.
+            unsafe {
+                init[m][0][0] = s.load(b.xn.add(rows[m] * hp + j0));
+                init[m][0][1] = s.load(b.xn.add(rows[m] * hp + j0 + l));
+            }
         }
+    } else {
+        // SAFETY: forwarded contract.
+        init = unsafe { resume::<S, 1, MB>(s, b, rows, 0) };
     }
     let rh = std::array::from_fn(|m| b.aux.cast_const().wrapping_add(rows[m] * hp));
     let rn = p.rn.as_ref().expect("reset-before GRU has R_n panels");
-    // SAFETY: block `blk` of R_n has K = H rows; r ⊙ h rows hold Hp floats.
+    // SAFETY: block `blk` of R_n has K = H >= k1 rows; r ⊙ h rows hold Hp floats.
     let acc = unsafe {
-        dot::<S, 1, MB>(
-            s,
+        s.dot_k::<1, MB>(
             rn.as_slice().as_ptr().add(blk * rn.block_len()),
-            0,
-            rn.k,
+            ch.k0,
+            ch.k1,
             rh,
             init,
         )
     };
+    if !ch.last {
+        // SAFETY: forwarded contract.
+        unsafe { park::<S, 1, MB>(s, b, rows, 0, &acc) };
+        return;
+    }
     for m in 0..MB {
         for v in 0..2 {
             let j = j0 + v * l;
@@ -450,27 +595,38 @@ unsafe fn gru_before_n_tile<S: Simd, const MB: usize, const DEF: bool>(
 /// # Safety
 /// As for [`step`].
 #[inline(always)]
-unsafe fn proj_tile<S: Simd, const MB: usize>(
+unsafe fn proj_tile<S: Kernel, const MB: usize>(
     s: S,
     pr: &Panels,
     blk: usize,
     b: &Bufs,
     hp: usize,
     rows: &[usize; MB],
+    ch: Chunk,
 ) {
     let l = S::LANES;
     let src = std::array::from_fn(|m| b.aux.cast_const().wrapping_add(rows[m] * hp));
-    // SAFETY: block `blk` of the projection has K = H rows; h_full rows hold Hp floats.
+    let init = if ch.first {
+        [[[s.zero(); 2]; 1]; MB]
+    } else {
+        // SAFETY: forwarded contract.
+        unsafe { resume::<S, 1, MB>(s, b, rows, 0) }
+    };
+    // SAFETY: block `blk` of the projection has K = H >= k1 rows; h_full rows hold Hp floats.
     let acc = unsafe {
-        dot::<S, 1, MB>(
-            s,
+        s.dot_k::<1, MB>(
             pr.as_slice().as_ptr().add(blk * pr.block_len()),
-            0,
-            pr.k,
+            ch.k0,
+            ch.k1,
             src,
-            [[[s.zero(); 2]; 1]; MB],
+            init,
         )
     };
+    if !ch.last {
+        // SAFETY: forwarded contract.
+        unsafe { park::<S, 1, MB>(s, b, rows, 0, &acc) };
+        return;
+    }
     for m in 0..MB {
         // SAFETY: h_next rows hold hstride >= proj blocks * NR floats.
         unsafe {
@@ -497,7 +653,7 @@ enum Pass {
 /// # Safety
 /// As for [`step`].
 #[inline(always)]
-unsafe fn run_pass<S: Simd, const DEF: bool>(
+unsafe fn run_pass<S: Kernel, const DEF: bool>(
     s: S,
     ctx: &Ctx<'_>,
     pass: Pass,
@@ -506,55 +662,79 @@ unsafe fn run_pass<S: Simd, const DEF: bool>(
     backwards: bool,
     max_rows: usize,
 ) {
-    let blocks = match pass {
-        Pass::Proj => ctx.p.proj.as_ref().map_or(0, |p| p.blocks),
-        _ => ctx.p.r.blocks,
+    let p = ctx.p;
+    let panel = match pass {
+        Pass::Proj => match &p.proj {
+            Some(pr) => pr,
+            None => return,
+        },
+        Pass::GruBeforeN => p.rn.as_ref().expect("reset-before GRU has R_n panels"),
+        _ => &p.r,
     };
+    let mb = max_rows.clamp(1, 3);
+    let kc = chunk_rows(panel, rows.len().div_ceil(mb));
+    let blocks = panel.blocks;
     for i in 0..blocks {
         let blk = if backwards { blocks - 1 - i } else { i };
-        let mut t = 0;
-        while t < rows.len() {
-            let n = (rows.len() - t).min(max_rows);
-            // SAFETY: forwarded contract; the tile's rows are
-            // active batch entries.
-            unsafe {
-                match n {
-                    1 => tile::<S, 1, DEF>(s, ctx, pass, blk, b, &[rows[t]]),
-                    2 => tile::<S, 2, DEF>(s, ctx, pass, blk, b, &[rows[t], rows[t + 1]]),
-                    _ => tile::<S, 3, DEF>(
-                        s,
-                        ctx,
-                        pass,
-                        blk,
-                        b,
-                        &[rows[t], rows[t + 1], rows[t + 2]],
-                    ),
+        let mut k0 = 0;
+        loop {
+            let k1 = (k0 + kc).min(panel.k);
+            let ch = Chunk {
+                k0,
+                k1,
+                first: k0 == 0,
+                last: k1 >= panel.k,
+            };
+            let mut t = 0;
+            while t < rows.len() {
+                let n = (rows.len() - t).min(mb);
+                // SAFETY: forwarded contract; the tile's rows are
+                // active batch entries.
+                unsafe {
+                    match n {
+                        1 => tile::<S, 1, DEF>(s, ctx, pass, blk, b, &[rows[t]], ch),
+                        2 => tile::<S, 2, DEF>(s, ctx, pass, blk, b, &[rows[t], rows[t + 1]], ch),
+                        _ => tile::<S, 3, DEF>(
+                            s,
+                            ctx,
+                            pass,
+                            blk,
+                            b,
+                            &[rows[t], rows[t + 1], rows[t + 2]],
+                            ch,
+                        ),
+                    }
                 }
+                t += n;
             }
-            t += n.min(3);
+            if ch.last {
+                break;
+            }
+            k0 = k1;
         }
     }
 }
 
 #[inline(always)]
-unsafe fn tile<S: Simd, const MB: usize, const DEF: bool>(
+unsafe fn tile<S: Kernel, const MB: usize, const DEF: bool>(
     s: S,
     ctx: &Ctx<'_>,
     pass: Pass,
     blk: usize,
     b: &Bufs,
     rows: &[usize; MB],
+    ch: Chunk,
 ) {
     // SAFETY: forwarded contract of `step`.
     unsafe {
         match pass {
-            Pass::Lstm => lstm_tile::<S, MB, DEF>(s, ctx, blk, b, rows),
-            Pass::GruAfter => gru_after_tile::<S, MB, DEF>(s, ctx, blk, b, rows),
-            Pass::GruBeforeZr => gru_before_zr_tile::<S, MB, DEF>(s, ctx, blk, b, rows),
-            Pass::GruBeforeN => gru_before_n_tile::<S, MB, DEF>(s, ctx, blk, b, rows),
+            Pass::Lstm => lstm_tile::<S, MB, DEF>(s, ctx, blk, b, rows, ch),
+            Pass::GruAfter => gru_after_tile::<S, MB, DEF>(s, ctx, blk, b, rows, ch),
+            Pass::GruBeforeZr => gru_before_zr_tile::<S, MB, DEF>(s, ctx, blk, b, rows, ch),
+            Pass::GruBeforeN => gru_before_n_tile::<S, MB, DEF>(s, ctx, blk, b, rows, ch),
             Pass::Proj => {
                 let pr = ctx.p.proj.as_ref().expect("projection panels");
-                proj_tile::<S, MB>(s, pr, blk, b, ctx.hp, rows)
+                proj_tile::<S, MB>(s, pr, blk, b, ctx.hp, rows, ch)
             }
         }
     }
@@ -570,7 +750,7 @@ unsafe fn tile<S: Simd, const MB: usize, const DEF: bool>(
 /// the cell uses), and `b.x` rows as its variant says; `ctx.p` was packed
 /// for `S` (`NR = 2 * S::LANES`). No two of the written buffers overlap.
 #[inline(always)]
-pub(crate) unsafe fn step<S: Simd>(
+pub(crate) unsafe fn step<S: Kernel>(
     s: S,
     ctx: &Ctx<'_>,
     b: &Bufs,
@@ -588,7 +768,7 @@ pub(crate) unsafe fn step<S: Simd>(
 }
 
 #[inline(always)]
-unsafe fn step_impl<S: Simd, const DEF: bool>(
+unsafe fn step_impl<S: Kernel, const DEF: bool>(
     s: S,
     ctx: &Ctx<'_>,
     b: &Bufs,
@@ -617,15 +797,15 @@ unsafe fn step_impl<S: Simd, const DEF: bool>(
 }
 
 /// The input projection for many rows at once: `out[r] = W x[r]` for every
-/// gate, `[G*Hp]` per row, computed with the same [`dot`] as the step (so
+/// gate, `[G*Hp]` per row (rows [`xproj_stride`] apart), computed with the same [`dot`] as the step (so
 /// the numbers match a streaming step exactly), several rows per tile so
 /// each weight load is reused.
 ///
 /// # Safety
 /// `x` holds `n_rows` rows of `ctx.inp` floats, `x_stride` apart; `out` holds
-/// `n_rows` rows of `G*Hp` floats; `ctx.p` was packed for `S`.
+/// `n_rows` rows of [`xproj_stride`]`(G, Hp)` floats; `ctx.p` was packed for `S`.
 #[inline(always)]
-pub(crate) unsafe fn project<S: Simd>(
+pub(crate) unsafe fn project<S: Kernel>(
     s: S,
     ctx: &Ctx<'_>,
     x: *const f32,
@@ -643,8 +823,36 @@ pub(crate) unsafe fn project<S: Simd>(
     }
 }
 
+/// Row stride of the input projection buffer: `G*Hp` plus one cache line,
+/// so that rows are never a multiple of 4 KiB apart (rows that are all map
+/// to the same L1 sets and evict each other while a row group's partial
+/// sums are reused).
+pub(crate) fn xproj_stride(g: usize, hp: usize) -> usize {
+    g * hp + 16
+}
+
+/// Bytes of one chunk of a weight block: the rows of a panel that stay in
+/// L1 while every batch tile runs over them (half of a 32 KiB L1D, the rest
+/// for the activations and partial sums).
+const CHUNK_BYTES: usize = 1 << 30;
+/// Rows of the input projection per group: the group's partial sums
+/// (`rows x G x NR` floats per block) stay in L2 while its chunks run.
+const PROJECT_GROUP_TILES: usize = 32;
+
+/// Rows `K` of a panel split into chunks of `kc` rows: `kc = K` when one
+/// tile runs (the panel streams once anyway), else what fits
+/// [`CHUNK_BYTES`].
 #[inline(always)]
-unsafe fn project_g<S: Simd, const G: usize>(
+fn chunk_rows(p: &Panels, tiles: usize) -> usize {
+    if tiles <= 1 {
+        p.k.max(1)
+    } else {
+        (CHUNK_BYTES / (4 * p.g * p.nr)).max(1)
+    }
+}
+
+#[inline(always)]
+unsafe fn project_g<S: Kernel, const G: usize>(
     s: S,
     ctx: &Ctx<'_>,
     x: *const f32,
@@ -654,24 +862,51 @@ unsafe fn project_g<S: Simd, const G: usize>(
     max_rows: usize,
 ) {
     let w = &ctx.p.w;
-    let mut r = 0;
-    while r < n_rows {
-        let n = (n_rows - r).min(max_rows).min(4);
-        // SAFETY: rows r..r+n exist in x and out.
-        unsafe {
-            match n {
-                1 => project_tile::<S, G, 1>(s, w, ctx.hp, x, x_stride, r, out),
-                2 => project_tile::<S, G, 2>(s, w, ctx.hp, x, x_stride, r, out),
-                3 => project_tile::<S, G, 3>(s, w, ctx.hp, x, x_stride, r, out),
-                _ => project_tile::<S, G, 4>(s, w, ctx.hp, x, x_stride, r, out),
+    let mb = max_rows.clamp(1, 3);
+    let group = PROJECT_GROUP_TILES * mb;
+    let mut g0 = 0;
+    while g0 < n_rows {
+        let g1 = (g0 + group).min(n_rows);
+        let kc = chunk_rows(w, (g1 - g0).div_ceil(mb));
+        for blk in 0..w.blocks {
+            let mut k0 = 0;
+            loop {
+                let k1 = (k0 + kc).min(w.k);
+                let mut r = g0;
+                while r < g1 {
+                    let n = (g1 - r).min(mb);
+                    // SAFETY: rows r..r+n exist in x and out; k0 <= k1 <= K.
+                    unsafe {
+                        match n {
+                            1 => project_tile::<S, G, 1>(
+                                s, w, ctx.hp, x, x_stride, r, out, blk, k0, k1,
+                            ),
+                            2 => project_tile::<S, G, 2>(
+                                s, w, ctx.hp, x, x_stride, r, out, blk, k0, k1,
+                            ),
+                            _ => project_tile::<S, G, 3>(
+                                s, w, ctx.hp, x, x_stride, r, out, blk, k0, k1,
+                            ),
+                        }
+                    }
+                    r += n;
+                }
+                if k1 >= w.k {
+                    break;
+                }
+                k0 = k1;
             }
         }
-        r += n;
+        g0 = g1;
     }
 }
 
+/// Rows `k0..k1` of block `blk` of the projection for rows `r0..r0+MB`:
+/// starts from 0 when `k0 == 0`, else from the partial sums already in
+/// `out` (stored f32 values, so the sum is the same as in one pass).
 #[inline(always)]
-unsafe fn project_tile<S: Simd, const G: usize, const MB: usize>(
+#[allow(clippy::too_many_arguments)]
+unsafe fn project_tile<S: Kernel, const G: usize, const MB: usize>(
     s: S,
     w: &Panels,
     hp: usize,
@@ -679,29 +914,43 @@ unsafe fn project_tile<S: Simd, const G: usize, const MB: usize>(
     x_stride: usize,
     r0: usize,
     out: *mut f32,
+    blk: usize,
+    k0: usize,
+    k1: usize,
 ) {
     let l = S::LANES;
     let rows = std::array::from_fn(|m| x.wrapping_add((r0 + m) * x_stride));
-    for blk in 0..w.blocks {
-        // SAFETY: block `blk` has K = In rows; each x row holds In floats.
-        let acc = unsafe {
-            dot::<S, G, MB>(
-                s,
-                w.as_slice().as_ptr().add(blk * w.block_len()),
-                0,
-                w.k,
-                rows,
-                [[[s.zero(); 2]; G]; MB],
-            )
-        };
+    let stride = xproj_stride(G, hp);
+    let at = |m: usize, g: usize| (r0 + m) * stride + g * hp + blk * 2 * l;
+    let mut acc = [[[s.zero(); 2]; G]; MB];
+    if k0 > 0 {
         for m in 0..MB {
             for g in 0..G {
-                // SAFETY: out rows hold G*Hp floats; g*Hp + blk*NR + 2L <= G*Hp.
+                // SAFETY: out rows are `xproj_stride` apart and hold G*Hp
+                // floats; g*Hp + blk*NR + 2L <= G*Hp.
                 unsafe {
-                    let o = out.add((r0 + m) * G * hp + g * hp + blk * 2 * l);
-                    s.store(o, acc[m][g][0]);
-                    s.store(o.add(l), acc[m][g][1]);
+                    acc[m][g][0] = s.load(out.add(at(m, g)));
+                    acc[m][g][1] = s.load(out.add(at(m, g) + l));
                 }
+            }
+        }
+    }
+    // SAFETY: block `blk` has K = In >= k1 rows; each x row holds In floats.
+    let acc = unsafe {
+        s.dot_k::<G, MB>(
+            w.as_slice().as_ptr().add(blk * w.block_len()),
+            k0,
+            k1,
+            rows,
+            acc,
+        )
+    };
+    for m in 0..MB {
+        for g in 0..G {
+            // SAFETY: as above.
+            unsafe {
+                s.store(out.add(at(m, g)), acc[m][g][0]);
+                s.store(out.add(at(m, g) + l), acc[m][g][1]);
             }
         }
     }
