@@ -42,17 +42,6 @@ impl Isa {
             Isa::Avx512(_) => 2 * Avx512::LANES,
         }
     }
-
-    /// Batch rows per tile: how many rows share one weight load. AVX-512
-    /// has 32 registers, room for 3 rows of LSTM accumulators (24); AVX2's
-    /// 16 hold one row (8) plus the weights.
-    fn max_rows(self) -> usize {
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512(_) => 3,
-            _ => 1,
-        }
-    }
 }
 
 /// Calls `f` with the token of `family`, or a typed error if this CPU
@@ -323,16 +312,7 @@ impl FastKernel {
         self.with_token(|tok| {
             // SAFETY: x holds n_rows rows of In floats (asserted above); xproj
             // holds n_rows rows of xproj_stride (grown above); the packs match the token.
-            unsafe {
-                tok.project(
-                    &ctx,
-                    a.src.as_ptr(),
-                    inp,
-                    n_rows,
-                    ws.xproj.as_mut_ptr(),
-                    self.isa.max_rows(),
-                )
-            }
+            unsafe { tok.project(&ctx, a.src.as_ptr(), inp, n_rows, ws.xproj.as_mut_ptr()) }
         });
         for b in 0..batch {
             let row = &mut ws.h0[b * hstride..(b + 1) * hstride];
@@ -383,7 +363,7 @@ impl FastKernel {
                 // SAFETY: every buffer was grown above to B rows of its
                 // stride; off[b] + G*Hp <= n_rows*xs for active rows; the packs
                 // match the token; cur and nxt are distinct buffers.
-                unsafe { tok.step(&ctx, &bufs, rows, s % 2 == 1, self.isa.max_rows()) }
+                unsafe { tok.step(&ctx, &bufs, rows, s % 2 == 1) }
             });
             for &b in rows {
                 let lb = len(b);
@@ -465,7 +445,7 @@ impl FastKernel {
         self.with_token(|tok| {
             // SAFETY: buffers grown above to B rows of their strides; x has B
             // rows of In floats at off[b] = b*In; packs match the token.
-            unsafe { tok.step(&ctx, &bufs, rows, backwards, self.isa.max_rows()) }
+            unsafe { tok.step(&ctx, &bufs, rows, backwards) }
         });
         for b in 0..batch {
             h[b * hout..(b + 1) * hout].copy_from_slice(&ws.h1[b * hstride..b * hstride + hout]);
@@ -484,51 +464,83 @@ impl FastKernel {
 #[derive(Clone, Copy)]
 struct Token(Isa);
 
+/// AVX-512 tiles run over whole panels: its 6-row half tiles reuse each
+/// weight vector 6 times, enough to run at the FMA rate from L2, and
+/// parking the sums of chunks (24 zmm per tile and chunk) costs more than
+/// it saves (lstm-h256-b64: 86 GFLOP/s unchunked, 66 with 8 KiB chunks, 47
+/// with 4 KiB; one run each on this project's Zen 4 machine).
+const CHUNK_AVX512: usize = 0;
+/// AVX2's 3-row tiles reuse each weight vector 3 times, which needs more
+/// than L2 delivers; 8 KiB chunks stay in L1 (lstm-h256-b64: 61 GFLOP/s
+/// unchunked, 64-71 with 8 KiB chunks, 60-62 with 16 KiB).
+const CHUNK_AVX2: usize = 8192;
+
 /// The signature of an out-of-line [`rnn::dot`].
-type DotFn<S, const G: usize, const MB: usize> = unsafe fn(
-    S,
-    *const f32,
-    usize,
-    usize,
-    [*const f32; MB],
-    [rnn::Acc<<S as Simd>::V, G>; MB],
-) -> [rnn::Acc<<S as Simd>::V, G>; MB];
+type DotFn<S, const G: usize, const MB: usize, const NV: usize> =
+    unsafe fn(
+        S,
+        *const f32,
+        usize,
+        usize,
+        [*const f32; MB],
+        [rnn::Acc<<S as Simd>::V, G, NV>; MB],
+    ) -> [rnn::Acc<<S as Simd>::V, G, NV>; MB];
 
 /// The `#[target_feature]` entry points: each instantiates the generic code
 /// for one ISA so its intrinsics inline.
 macro_rules! entries {
-    ($step:ident, $project:ident, $stream:ident, $dot:ident, $ty:ty, $features:literal) => {
+    (
+        $step:ident,
+        $project:ident,
+        $stream:ident,
+        $dot:ident,
+        $ty:ty,
+        $features:literal,
+        full: $full:expr,
+        half: $half:expr,
+        chunk: $chunk:expr
+    ) => {
         /// # Safety
         /// The CPU supports the features and the contract of [`rnn::dot`]
         /// holds.
         #[target_feature(enable = $features)]
         #[inline(never)]
-        unsafe fn $dot<const G: usize, const MB: usize>(
+        unsafe fn $dot<const G: usize, const MB: usize, const NV: usize>(
             s: $ty,
             blk: *const f32,
             k0: usize,
             k1: usize,
             rows: [*const f32; MB],
-            acc: [rnn::Acc<<$ty as Simd>::V, G>; MB],
-        ) -> [rnn::Acc<<$ty as Simd>::V, G>; MB] {
+            acc: [rnn::Acc<<$ty as Simd>::V, G, NV>; MB],
+        ) -> [rnn::Acc<<$ty as Simd>::V, G, NV>; MB] {
             // SAFETY: forwarded contract.
-            unsafe { rnn::dot::<$ty, G, MB>(s, blk, k0, k1, rows, acc) }
+            unsafe { rnn::dot::<$ty, G, MB, NV>(s, blk, k0, k1, rows, acc) }
         }
         impl rnn::Kernel for $ty {
+            const FULL_ROWS: usize = $full;
+            const HALF_ROWS: usize = $half;
+            const CHUNK_BYTES: usize = $chunk;
             #[inline(always)]
-            unsafe fn dot_k<const G: usize, const MB: usize>(
+            unsafe fn dot_k<const G: usize, const MB: usize, const NV: usize>(
                 self,
                 blk: *const f32,
                 k0: usize,
                 k1: usize,
                 rows: [*const f32; MB],
-                acc: [rnn::Acc<<$ty as Simd>::V, G>; MB],
-            ) -> [rnn::Acc<<$ty as Simd>::V, G>; MB] {
+                acc: [rnn::Acc<<$ty as Simd>::V, G, NV>; MB],
+            ) -> [rnn::Acc<<$ty as Simd>::V, G, NV>; MB] {
+                if MB == 1 {
+                    // One row's sums fit beside the epilogue's constants,
+                    // and at batch 1 with a small H the call would cost
+                    // more than it saves (gru-h64-b1: +25%).
+                    // SAFETY: forwarded contract.
+                    return unsafe { rnn::dot::<$ty, G, MB, NV>(self, blk, k0, k1, rows, acc) };
+                }
                 // rustc drops `#[inline(never)]` on `#[target_feature]`
                 // functions (1.95: no `noinline` in the IR) and LLVM then
                 // inlines them into the step; a call through an opaque
                 // pointer stays a call.
-                let f: DotFn<$ty, G, MB> = std::hint::black_box($dot::<G, MB>);
+                let f: DotFn<$ty, G, MB, NV> = std::hint::black_box($dot::<G, MB, NV>);
                 // SAFETY: forwarded contract; holding the token proves the
                 // CPU features.
                 unsafe { f(self, blk, k0, k1, rows, acc) }
@@ -538,16 +550,9 @@ macro_rules! entries {
         /// The CPU supports the features (proved by holding the token) and
         /// the contract of [`rnn::step`] holds.
         #[target_feature(enable = $features)]
-        unsafe fn $step(
-            s: $ty,
-            ctx: &Ctx<'_>,
-            b: &Bufs,
-            rows: &[usize],
-            backwards: bool,
-            max_rows: usize,
-        ) {
+        unsafe fn $step(s: $ty, ctx: &Ctx<'_>, b: &Bufs, rows: &[usize], backwards: bool) {
             // SAFETY: forwarded contract.
-            unsafe { rnn::step(s, ctx, b, rows, backwards, max_rows) }
+            unsafe { rnn::step(s, ctx, b, rows, backwards) }
         }
         /// # Safety
         /// The CPU supports the features.
@@ -566,10 +571,9 @@ macro_rules! entries {
             xs: usize,
             n: usize,
             out: *mut f32,
-            max_rows: usize,
         ) {
             // SAFETY: forwarded contract.
-            unsafe { rnn::project(s, ctx, x, xs, n, out, max_rows) }
+            unsafe { rnn::project(s, ctx, x, xs, n, out) }
         }
     };
 }
@@ -581,7 +585,12 @@ entries!(
     stream_avx512,
     dot_avx512,
     Avx512,
-    "avx512f,avx2,fma"
+    "avx512f,avx2,fma",
+    // 32 registers: a whole-block LSTM tile of 3 rows holds 24 sums, a
+    // half-block tile of 6 rows 24 (plus 6 broadcasts and one weight).
+    full: 3,
+    half: 6,
+    chunk: CHUNK_AVX512
 );
 #[cfg(target_arch = "x86_64")]
 entries!(
@@ -590,84 +599,82 @@ entries!(
     stream_avx2,
     dot_avx2,
     Avx2,
-    "avx2,fma"
+    "avx2,fma",
+    // 16 registers: one whole-block LSTM row (8 sums) or 3 half-block rows (12).
+    full: 1,
+    half: 3,
+    chunk: CHUNK_AVX2
 );
 
 /// Portable needs no features; its product is out of line for the same
 /// reason as the others' (see [`rnn::Kernel`]).
 #[inline(never)]
-unsafe fn dot_portable<const G: usize, const MB: usize>(
+unsafe fn dot_portable<const G: usize, const MB: usize, const NV: usize>(
     s: Portable,
     blk: *const f32,
     k0: usize,
     k1: usize,
     rows: [*const f32; MB],
-    acc: [rnn::Acc<<Portable as Simd>::V, G>; MB],
-) -> [rnn::Acc<<Portable as Simd>::V, G>; MB] {
+    acc: [rnn::Acc<<Portable as Simd>::V, G, NV>; MB],
+) -> [rnn::Acc<<Portable as Simd>::V, G, NV>; MB] {
     // SAFETY: forwarded contract.
-    unsafe { rnn::dot::<Portable, G, MB>(s, blk, k0, k1, rows, acc) }
+    unsafe { rnn::dot::<Portable, G, MB, NV>(s, blk, k0, k1, rows, acc) }
 }
 
 impl rnn::Kernel for Portable {
+    // [f32; 8] "vectors": keep the tiles small, the compiler maps them to
+    // whatever registers the target has.
+    const FULL_ROWS: usize = 1;
+    const HALF_ROWS: usize = 2;
+    const CHUNK_BYTES: usize = CHUNK_AVX2;
     #[inline(always)]
-    unsafe fn dot_k<const G: usize, const MB: usize>(
+    unsafe fn dot_k<const G: usize, const MB: usize, const NV: usize>(
         self,
         blk: *const f32,
         k0: usize,
         k1: usize,
         rows: [*const f32; MB],
-        acc: [rnn::Acc<<Portable as Simd>::V, G>; MB],
-    ) -> [rnn::Acc<<Portable as Simd>::V, G>; MB] {
+        acc: [rnn::Acc<<Portable as Simd>::V, G, NV>; MB],
+    ) -> [rnn::Acc<<Portable as Simd>::V, G, NV>; MB] {
+        if MB == 1 {
+            // SAFETY: forwarded contract.
+            return unsafe { rnn::dot::<Portable, G, MB, NV>(self, blk, k0, k1, rows, acc) };
+        }
         // SAFETY: forwarded contract.
-        unsafe { dot_portable::<G, MB>(self, blk, k0, k1, rows, acc) }
+        unsafe { dot_portable::<G, MB, NV>(self, blk, k0, k1, rows, acc) }
     }
 }
 
 impl Token {
     /// # Safety
     /// The contract of [`rnn::step`].
-    unsafe fn step(
-        self,
-        ctx: &Ctx<'_>,
-        b: &Bufs,
-        rows: &[usize],
-        backwards: bool,
-        max_rows: usize,
-    ) {
+    unsafe fn step(self, ctx: &Ctx<'_>, b: &Bufs, rows: &[usize], backwards: bool) {
         // SAFETY: forwarded contract; an Avx2/Avx512 token proves
         // its CPU features.
         unsafe {
             match self.0 {
                 Isa::Scalar => unreachable!("the reference has no fast kernel"),
-                Isa::Portable(s) => rnn::step(s, ctx, b, rows, backwards, max_rows),
+                Isa::Portable(s) => rnn::step(s, ctx, b, rows, backwards),
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2(s) => step_avx2(s, ctx, b, rows, backwards, max_rows),
+                Isa::Avx2(s) => step_avx2(s, ctx, b, rows, backwards),
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx512(s) => step_avx512(s, ctx, b, rows, backwards, max_rows),
+                Isa::Avx512(s) => step_avx512(s, ctx, b, rows, backwards),
             }
         }
     }
 
     /// # Safety
     /// The contract of [`rnn::project`].
-    unsafe fn project(
-        self,
-        ctx: &Ctx<'_>,
-        x: *const f32,
-        xs: usize,
-        n: usize,
-        out: *mut f32,
-        max_rows: usize,
-    ) {
+    unsafe fn project(self, ctx: &Ctx<'_>, x: *const f32, xs: usize, n: usize, out: *mut f32) {
         // SAFETY: forwarded contract; tokens prove features.
         unsafe {
             match self.0 {
                 Isa::Scalar => unreachable!("the reference has no fast kernel"),
-                Isa::Portable(s) => rnn::project(s, ctx, x, xs, n, out, max_rows),
+                Isa::Portable(s) => rnn::project(s, ctx, x, xs, n, out),
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2(s) => project_avx2(s, ctx, x, xs, n, out, max_rows),
+                Isa::Avx2(s) => project_avx2(s, ctx, x, xs, n, out),
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx512(s) => project_avx512(s, ctx, x, xs, n, out, max_rows),
+                Isa::Avx512(s) => project_avx512(s, ctx, x, xs, n, out),
             }
         }
     }

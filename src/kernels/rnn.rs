@@ -26,8 +26,9 @@ use crate::activations::{activation_v, sigmoid_v, tanh_v};
 use crate::config::{Activations, Cell, Config, GruReset};
 use crate::simd::Simd;
 
-/// `[gate][half]` accumulators for one row.
-pub(crate) type Acc<V, const G: usize> = [[V; 2]; G];
+/// `[gate][vector]` accumulators for one row: `NV` = 2 vectors per gate
+/// (a whole block of `NR = 2 * LANES` units) or 1 (half a block).
+pub(crate) type Acc<V, const G: usize, const NV: usize> = [[V; NV]; G];
 
 /// What a step needs to know about one layer direction.
 pub(crate) struct Ctx<'a> {
@@ -90,21 +91,29 @@ struct Chunk {
 /// # Safety
 /// `b.acc` has [`ACC_SLOTS`] `* NR` floats for every entry in `rows`.
 #[inline(always)]
-unsafe fn resume<S: Kernel, const G: usize, const MB: usize>(
+unsafe fn resume<S: Kernel, const G: usize, const MB: usize, const NV: usize>(
     s: S,
     b: &Bufs,
     rows: &[usize; MB],
     slot0: usize,
-) -> [Acc<S::V, G>; MB] {
+    v0: usize,
+) -> [Acc<S::V, G, NV>; MB] {
     let l = S::LANES;
-    std::array::from_fn(|m| {
-        std::array::from_fn(|g| {
-            // SAFETY: slot0 + g < ACC_SLOTS, rows[m] < batch.
-            let p = unsafe { b.acc.add((rows[m] * ACC_SLOTS + slot0 + g) * 2 * l) };
-            // SAFETY: as above, 2L floats per slot.
-            unsafe { [s.load(p), s.load(p.add(l))] }
-        })
-    })
+    let mut acc = [[[s.zero(); NV]; G]; MB];
+    for m in 0..MB {
+        for g in 0..G {
+            for v in 0..NV {
+                // SAFETY: slot0 + g < ACC_SLOTS, rows[m] < batch, v0 + v < 2.
+                acc[m][g][v] = unsafe {
+                    s.load(
+                        b.acc
+                            .add((rows[m] * ACC_SLOTS + slot0 + g) * 2 * l + (v0 + v) * l),
+                    )
+                };
+            }
+        }
+    }
+    acc
 }
 
 /// Stores the partial sums of `G` gates into slots `slot0..slot0+G`.
@@ -112,21 +121,25 @@ unsafe fn resume<S: Kernel, const G: usize, const MB: usize>(
 /// # Safety
 /// As for [`resume`].
 #[inline(always)]
-unsafe fn park<S: Kernel, const G: usize, const MB: usize>(
+unsafe fn park<S: Kernel, const G: usize, const MB: usize, const NV: usize>(
     s: S,
     b: &Bufs,
     rows: &[usize; MB],
     slot0: usize,
-    acc: &[Acc<S::V, G>; MB],
+    v0: usize,
+    acc: &[Acc<S::V, G, NV>; MB],
 ) {
     let l = S::LANES;
     for m in 0..MB {
         for g in 0..G {
-            // SAFETY: slot0 + g < ACC_SLOTS, rows[m] < batch, 2L floats per slot.
-            unsafe {
-                let p = b.acc.add((rows[m] * ACC_SLOTS + slot0 + g) * 2 * l);
-                s.store(p, acc[m][g][0]);
-                s.store(p.add(l), acc[m][g][1]);
+            for v in 0..NV {
+                // SAFETY: slot0 + g < ACC_SLOTS, rows[m] < batch, v0 + v < 2.
+                unsafe {
+                    let p = b
+                        .acc
+                        .add((rows[m] * ACC_SLOTS + slot0 + g) * 2 * l + (v0 + v) * l);
+                    s.store(p, acc[m][g][v]);
+                }
             }
         }
     }
@@ -141,44 +154,63 @@ unsafe fn park<S: Kernel, const G: usize, const MB: usize>(
 /// broadcasts and one weight vector in registers. The call costs a few
 /// dozen cycles per tile against `K * G * 2 * MB` FMAs.
 pub(crate) trait Kernel: Simd {
+    /// Most rows of a whole-block tile (`NV = 2`, 1..=3). Up to this many
+    /// active rows run as one whole-block tile per block: the batch-1
+    /// latency path, with `2 * G` independent sums per row.
+    const FULL_ROWS: usize;
+    /// Rows of a half-block tile (`NV = 1`; 1, 2, 3 or 6), used when more
+    /// rows are active: each weight vector feeds this many rows, so a batch
+    /// reads the panels from L2 half as often per FMA. Rows left over run
+    /// in whole-block tiles.
+    const HALF_ROWS: usize;
+    /// With more than one tile, walk each panel in chunks of this many
+    /// bytes, kept in L1 across the tiles, with the partial sums parked in
+    /// [`Bufs::acc`]; 0 = one pass over the whole panel per tile.
+    const CHUNK_BYTES: usize;
+
     /// [`dot`] for this ISA.
     ///
     /// # Safety
     /// As for [`dot`].
-    unsafe fn dot_k<const G: usize, const MB: usize>(
+    unsafe fn dot_k<const G: usize, const MB: usize, const NV: usize>(
         self,
         blk: *const f32,
         k0: usize,
         k1: usize,
         rows: [*const f32; MB],
-        acc: [Acc<Self::V, G>; MB],
-    ) -> [Acc<Self::V, G>; MB];
+        acc: [Acc<Self::V, G, NV>; MB],
+    ) -> [Acc<Self::V, G, NV>; MB];
 }
 
-/// `acc[m][g][v] += sum_{k0 <= kk < k1} panel[kk][g][v] * rows[m][kk]` over one block.
+/// `acc[m][g][v] += sum_{k0 <= kk < k1} panel[kk][g][v] * rows[m][kk]` over
+/// one block, or over its second half when `blk` is offset by `LANES`.
 ///
 /// # Safety
 /// `blk` points to a block of a [`Panels`] with `G` gates, `NR = 2 * LANES`
-/// and at least `k1` rows; each `rows[m]` is valid for reading `k1` floats.
+/// and at least `k1` rows (plus `LANES` floats when `NV = 1` reads the
+/// second half); each `rows[m]` is valid for reading `k1` floats.
 #[inline(always)]
-pub(crate) unsafe fn dot<S: Simd, const G: usize, const MB: usize>(
+pub(crate) unsafe fn dot<S: Simd, const G: usize, const MB: usize, const NV: usize>(
     s: S,
     blk: *const f32,
     k0: usize,
     k1: usize,
     rows: [*const f32; MB],
-    mut acc: [Acc<S::V, G>; MB],
-) -> [Acc<S::V, G>; MB] {
+    mut acc: [Acc<S::V, G, NV>; MB],
+) -> [Acc<S::V, G, NV>; MB] {
     let l = S::LANES;
     let nr = 2 * l;
     let mut wp = blk.wrapping_add(k0 * G * nr);
     for kk in k0..k1 {
-        // SAFETY: rows[m] has at least k1 > kk floats.
-        let x: [S::V; MB] = std::array::from_fn(|m| s.splat(unsafe { *rows[m].add(kk) }));
+        let mut x = [s.zero(); MB];
+        for m in 0..MB {
+            // SAFETY: rows[m] has at least k1 > kk floats.
+            x[m] = s.splat(unsafe { *rows[m].add(kk) });
+        }
         // One weight vector at a time, used by every row right away: live
-        // registers are the MB*G*2 sums, MB broadcasts and one weight.
+        // registers are the MB*G*NV sums, MB broadcasts and one weight.
         for g in 0..G {
-            for v in 0..2 {
+            for v in 0..NV {
                 // SAFETY: kk < k1 <= K, so the G*NR floats at `wp` are in the block.
                 let w = unsafe { s.load(wp.add(g * nr + v * l)) };
                 for m in 0..MB {
@@ -233,16 +265,17 @@ fn gate_h<S: Kernel, const DEF: bool>(s: S, a: &Activations, v: S::V) -> S::V {
 /// # Safety
 /// As for [`step`]: every row pointer and offset valid for the layer's sizes.
 #[inline(always)]
-unsafe fn x_part<S: Kernel, const G: usize, const MB: usize>(
+unsafe fn x_part<S: Kernel, const G: usize, const MB: usize, const NV: usize>(
     s: S,
     ctx: &Ctx<'_>,
     blk: usize,
+    v0: usize,
     x: XSrc,
     rows: &[usize; MB],
-) -> [Acc<S::V, G>; MB] {
+) -> [Acc<S::V, G, NV>; MB] {
     let l = S::LANES;
-    let j = blk * 2 * l;
-    let zero = [[[s.zero(); 2]; G]; MB];
+    let j = blk * 2 * l + v0 * l;
+    let zero = [[[s.zero(); NV]; G]; MB];
     match x {
         XSrc::Pre { base, off } => {
             let mut acc = zero;
@@ -250,10 +283,9 @@ unsafe fn x_part<S: Kernel, const G: usize, const MB: usize>(
                 // SAFETY: off[b] is the row's offset in a [rows, G*Hp] buffer.
                 let row = unsafe { base.add(*off.add(rows[m])) };
                 for (g, ag) in acc[m].iter_mut().enumerate() {
-                    // SAFETY: g*Hp + j + 2L <= G*Hp.
-                    unsafe {
-                        ag[0] = s.load(row.add(g * ctx.hp + j));
-                        ag[1] = s.load(row.add(g * ctx.hp + j + l));
+                    for (v, a) in ag.iter_mut().enumerate() {
+                        // SAFETY: g*Hp + j + (v+1)*L <= G*Hp.
+                        *a = unsafe { s.load(row.add(g * ctx.hp + j + v * l)) };
                     }
                 }
             }
@@ -265,8 +297,8 @@ unsafe fn x_part<S: Kernel, const G: usize, const MB: usize>(
             let w = &ctx.p.w;
             // SAFETY: block `blk` of the W panels has K = In rows.
             unsafe {
-                s.dot_k::<G, MB>(
-                    w.as_slice().as_ptr().add(blk * w.block_len()),
+                s.dot_k::<G, MB, NV>(
+                    w.as_slice().as_ptr().add(blk * w.block_len() + v0 * l),
                     0,
                     ctx.inp,
                     ptrs,
@@ -289,10 +321,11 @@ fn bias<S: Kernel>(s: S, v: &[f32], at: usize) -> S::V {
 /// # Safety
 /// As for [`step`].
 #[inline(always)]
-unsafe fn lstm_tile<S: Kernel, const MB: usize, const DEF: bool>(
+unsafe fn lstm_tile<S: Kernel, const MB: usize, const NV: usize, const DEF: bool>(
     s: S,
     ctx: &Ctx<'_>,
     blk: usize,
+    v0: usize,
     b: &Bufs,
     rows: &[usize; MB],
     ch: Chunk,
@@ -302,17 +335,17 @@ unsafe fn lstm_tile<S: Kernel, const MB: usize, const DEF: bool>(
     // SAFETY: forwarded contract.
     let init = unsafe {
         if ch.first {
-            x_part::<S, 4, MB>(s, ctx, blk, b.x, rows)
+            x_part::<S, 4, MB, NV>(s, ctx, blk, v0, b.x, rows)
         } else {
-            resume::<S, 4, MB>(s, b, rows, 0)
+            resume::<S, 4, MB, NV>(s, b, rows, 0, v0)
         }
     };
     let hrows = std::array::from_fn(|m| b.h_prev.wrapping_add(rows[m] * b.hstride));
     let r = &p.r;
     // SAFETY: block `blk` of R has K = Hout >= k1 rows; h rows hold Hout floats.
     let acc = unsafe {
-        s.dot_k::<4, MB>(
-            r.as_slice().as_ptr().add(blk * r.block_len()),
+        s.dot_k::<4, MB, NV>(
+            r.as_slice().as_ptr().add(blk * r.block_len() + v0 * l),
             ch.k0,
             ch.k1,
             hrows,
@@ -321,7 +354,7 @@ unsafe fn lstm_tile<S: Kernel, const MB: usize, const DEF: bool>(
     };
     if !ch.last {
         // SAFETY: forwarded contract.
-        unsafe { park::<S, 4, MB>(s, b, rows, 0, &acc) };
+        unsafe { park::<S, 4, MB, NV>(s, b, rows, 0, v0, &acc) };
         return;
     }
     let (out, ostride) = match p.proj {
@@ -329,8 +362,8 @@ unsafe fn lstm_tile<S: Kernel, const MB: usize, const DEF: bool>(
         None => (b.h_next, b.hstride),
     };
     for m in 0..MB {
-        for v in 0..2 {
-            let j = blk * 2 * l + v * l;
+        for v in 0..NV {
+            let j = blk * 2 * l + (v0 + v) * l;
             let pre = |g: usize| s.add(bias(s, &p.bias, g * hp + j), acc[m][g][v]);
             // SAFETY: c rows hold Hp floats and j + L <= Hp.
             let cp = unsafe { b.c.add(rows[m] * hp + j) };
@@ -368,10 +401,11 @@ unsafe fn lstm_tile<S: Kernel, const MB: usize, const DEF: bool>(
 /// # Safety
 /// As for [`step`].
 #[inline(always)]
-unsafe fn gru_after_tile<S: Kernel, const MB: usize, const DEF: bool>(
+unsafe fn gru_after_tile<S: Kernel, const MB: usize, const NV: usize, const DEF: bool>(
     s: S,
     ctx: &Ctx<'_>,
     blk: usize,
+    v0: usize,
     b: &Bufs,
     rows: &[usize; MB],
     ch: Chunk,
@@ -382,19 +416,19 @@ unsafe fn gru_after_tile<S: Kernel, const MB: usize, const DEF: bool>(
     // 0 and its input part waits for the epilogue (slot 3 between chunks).
     let (init, xn_part) = if ch.first {
         // SAFETY: forwarded contract.
-        let xp = unsafe { x_part::<S, 3, MB>(s, ctx, blk, b.x, rows) };
+        let xp = unsafe { x_part::<S, 3, MB, NV>(s, ctx, blk, v0, b.x, rows) };
         let mut init = xp;
         for a in init.iter_mut() {
-            a[2] = [s.zero(); 2];
+            a[2] = [s.zero(); NV];
         }
-        let xn: [Acc<S::V, 1>; MB] = std::array::from_fn(|m| [xp[m][2]]);
+        let xn: [Acc<S::V, 1, NV>; MB] = std::array::from_fn(|m| [xp[m][2]]);
         (init, xn)
     } else {
         // SAFETY: forwarded contract.
         unsafe {
             (
-                resume::<S, 3, MB>(s, b, rows, 0),
-                resume::<S, 1, MB>(s, b, rows, 3),
+                resume::<S, 3, MB, NV>(s, b, rows, 0, v0),
+                resume::<S, 1, MB, NV>(s, b, rows, 3, v0),
             )
         }
     };
@@ -402,8 +436,8 @@ unsafe fn gru_after_tile<S: Kernel, const MB: usize, const DEF: bool>(
     let r = &p.r;
     // SAFETY: block `blk` of R has K = H >= k1 rows; h rows hold H floats.
     let acc = unsafe {
-        s.dot_k::<3, MB>(
-            r.as_slice().as_ptr().add(blk * r.block_len()),
+        s.dot_k::<3, MB, NV>(
+            r.as_slice().as_ptr().add(blk * r.block_len() + v0 * l),
             ch.k0,
             ch.k1,
             hrows,
@@ -413,16 +447,16 @@ unsafe fn gru_after_tile<S: Kernel, const MB: usize, const DEF: bool>(
     if !ch.last {
         // SAFETY: forwarded contract.
         unsafe {
-            park::<S, 3, MB>(s, b, rows, 0, &acc);
+            park::<S, 3, MB, NV>(s, b, rows, 0, v0, &acc);
             if ch.first {
-                park::<S, 1, MB>(s, b, rows, 3, &xn_part);
+                park::<S, 1, MB, NV>(s, b, rows, 3, v0, &xn_part);
             }
         }
         return;
     }
     for m in 0..MB {
-        for v in 0..2 {
-            let j = blk * 2 * l + v * l;
+        for v in 0..NV {
+            let j = blk * 2 * l + (v0 + v) * l;
             let z = gate_f::<S, DEF>(
                 s,
                 &ctx.acts,
@@ -452,38 +486,38 @@ unsafe fn gru_after_tile<S: Kernel, const MB: usize, const DEF: bool>(
 /// # Safety
 /// As for [`step`].
 #[inline(always)]
-unsafe fn gru_before_zr_tile<S: Kernel, const MB: usize, const DEF: bool>(
+unsafe fn gru_before_zr_tile<S: Kernel, const MB: usize, const NV: usize, const DEF: bool>(
     s: S,
     ctx: &Ctx<'_>,
     blk: usize,
+    v0: usize,
     b: &Bufs,
     rows: &[usize; MB],
     ch: Chunk,
 ) {
     let l = S::LANES;
     let (hp, cfg, p) = (ctx.hp, ctx.cfg, ctx.p);
-    let init: [Acc<S::V, 2>; MB] = if ch.first {
+    let init: [Acc<S::V, 2, NV>; MB] = if ch.first {
         // SAFETY: forwarded contract.
-        let xp = unsafe { x_part::<S, 3, MB>(s, ctx, blk, b.x, rows) };
+        let xp = unsafe { x_part::<S, 3, MB, NV>(s, ctx, blk, v0, b.x, rows) };
         for m in 0..MB {
-            let at = rows[m] * hp + blk * 2 * l;
-            // SAFETY: xn rows hold Hp floats; blk*NR + 2L <= Hp.
-            unsafe {
-                s.store(b.xn.add(at), xp[m][2][0]);
-                s.store(b.xn.add(at + l), xp[m][2][1]);
+            let at = rows[m] * hp + blk * 2 * l + v0 * l;
+            for v in 0..NV {
+                // SAFETY: xn rows hold Hp floats; blk*NR + (v0+v+1)*L <= Hp.
+                unsafe { s.store(b.xn.add(at + v * l), xp[m][2][v]) };
             }
         }
         std::array::from_fn(|m| [xp[m][0], xp[m][1]])
     } else {
         // SAFETY: forwarded contract.
-        unsafe { resume::<S, 2, MB>(s, b, rows, 0) }
+        unsafe { resume::<S, 2, MB, NV>(s, b, rows, 0, v0) }
     };
     let hrows = std::array::from_fn(|m| b.h_prev.wrapping_add(rows[m] * b.hstride));
     let r = &p.r;
     // SAFETY: block `blk` of R_zr has K = H >= k1 rows; h rows hold H floats.
     let acc = unsafe {
-        s.dot_k::<2, MB>(
-            r.as_slice().as_ptr().add(blk * r.block_len()),
+        s.dot_k::<2, MB, NV>(
+            r.as_slice().as_ptr().add(blk * r.block_len() + v0 * l),
             ch.k0,
             ch.k1,
             hrows,
@@ -492,12 +526,12 @@ unsafe fn gru_before_zr_tile<S: Kernel, const MB: usize, const DEF: bool>(
     };
     if !ch.last {
         // SAFETY: forwarded contract.
-        unsafe { park::<S, 2, MB>(s, b, rows, 0, &acc) };
+        unsafe { park::<S, 2, MB, NV>(s, b, rows, 0, v0, &acc) };
         return;
     }
     for m in 0..MB {
-        for v in 0..2 {
-            let j = blk * 2 * l + v * l;
+        for v in 0..NV {
+            let j = blk * 2 * l + (v0 + v) * l;
             let at = rows[m] * hp + j;
             let z = gate_f::<S, DEF>(
                 s,
@@ -524,36 +558,36 @@ unsafe fn gru_before_zr_tile<S: Kernel, const MB: usize, const DEF: bool>(
 /// # Safety
 /// As for [`step`].
 #[inline(always)]
-unsafe fn gru_before_n_tile<S: Kernel, const MB: usize, const DEF: bool>(
+unsafe fn gru_before_n_tile<S: Kernel, const MB: usize, const NV: usize, const DEF: bool>(
     s: S,
     ctx: &Ctx<'_>,
     blk: usize,
+    v0: usize,
     b: &Bufs,
     rows: &[usize; MB],
     ch: Chunk,
 ) {
     let l = S::LANES;
     let (hp, cfg, p) = (ctx.hp, ctx.cfg, ctx.p);
-    let j0 = blk * 2 * l;
-    let mut init = [[[s.zero(); 2]; 1]; MB];
+    let j0 = blk * 2 * l + v0 * l;
+    let mut init = [[[s.zero(); NV]; 1]; MB];
     if ch.first {
         for m in 0..MB {
-            // SAFETY: xn rows hold Hp floats.
-            unsafe {
-                init[m][0][0] = s.load(b.xn.add(rows[m] * hp + j0));
-                init[m][0][1] = s.load(b.xn.add(rows[m] * hp + j0 + l));
+            for v in 0..NV {
+                // SAFETY: xn rows hold Hp floats.
+                init[m][0][v] = unsafe { s.load(b.xn.add(rows[m] * hp + j0 + v * l)) };
             }
         }
     } else {
         // SAFETY: forwarded contract.
-        init = unsafe { resume::<S, 1, MB>(s, b, rows, 0) };
+        init = unsafe { resume::<S, 1, MB, NV>(s, b, rows, 0, v0) };
     }
     let rh = std::array::from_fn(|m| b.aux.cast_const().wrapping_add(rows[m] * hp));
     let rn = p.rn.as_ref().expect("reset-before GRU has R_n panels");
     // SAFETY: block `blk` of R_n has K = H >= k1 rows; r ⊙ h rows hold Hp floats.
     let acc = unsafe {
-        s.dot_k::<1, MB>(
-            rn.as_slice().as_ptr().add(blk * rn.block_len()),
+        s.dot_k::<1, MB, NV>(
+            rn.as_slice().as_ptr().add(blk * rn.block_len() + v0 * l),
             ch.k0,
             ch.k1,
             rh,
@@ -562,11 +596,11 @@ unsafe fn gru_before_n_tile<S: Kernel, const MB: usize, const DEF: bool>(
     };
     if !ch.last {
         // SAFETY: forwarded contract.
-        unsafe { park::<S, 1, MB>(s, b, rows, 0, &acc) };
+        unsafe { park::<S, 1, MB, NV>(s, b, rows, 0, v0, &acc) };
         return;
     }
     for m in 0..MB {
-        for v in 0..2 {
+        for v in 0..NV {
             let j = j0 + v * l;
             let n = gate_g::<S, DEF>(
                 s,
@@ -595,10 +629,12 @@ unsafe fn gru_before_n_tile<S: Kernel, const MB: usize, const DEF: bool>(
 /// # Safety
 /// As for [`step`].
 #[inline(always)]
-unsafe fn proj_tile<S: Kernel, const MB: usize>(
+#[allow(clippy::too_many_arguments)]
+unsafe fn proj_tile<S: Kernel, const MB: usize, const NV: usize>(
     s: S,
     pr: &Panels,
     blk: usize,
+    v0: usize,
     b: &Bufs,
     hp: usize,
     rows: &[usize; MB],
@@ -607,15 +643,15 @@ unsafe fn proj_tile<S: Kernel, const MB: usize>(
     let l = S::LANES;
     let src = std::array::from_fn(|m| b.aux.cast_const().wrapping_add(rows[m] * hp));
     let init = if ch.first {
-        [[[s.zero(); 2]; 1]; MB]
+        [[[s.zero(); NV]; 1]; MB]
     } else {
         // SAFETY: forwarded contract.
-        unsafe { resume::<S, 1, MB>(s, b, rows, 0) }
+        unsafe { resume::<S, 1, MB, NV>(s, b, rows, 0, v0) }
     };
     // SAFETY: block `blk` of the projection has K = H >= k1 rows; h_full rows hold Hp floats.
     let acc = unsafe {
-        s.dot_k::<1, MB>(
-            pr.as_slice().as_ptr().add(blk * pr.block_len()),
+        s.dot_k::<1, MB, NV>(
+            pr.as_slice().as_ptr().add(blk * pr.block_len() + v0 * l),
             ch.k0,
             ch.k1,
             src,
@@ -624,15 +660,16 @@ unsafe fn proj_tile<S: Kernel, const MB: usize>(
     };
     if !ch.last {
         // SAFETY: forwarded contract.
-        unsafe { park::<S, 1, MB>(s, b, rows, 0, &acc) };
+        unsafe { park::<S, 1, MB, NV>(s, b, rows, 0, v0, &acc) };
         return;
     }
     for m in 0..MB {
         // SAFETY: h_next rows hold hstride >= proj blocks * NR floats.
         unsafe {
-            let o = b.h_next.add(rows[m] * b.hstride + blk * 2 * l);
-            s.store(o, acc[m][0][0]);
-            s.store(o.add(l), acc[m][0][1]);
+            let o = b.h_next.add(rows[m] * b.hstride + blk * 2 * l + v0 * l);
+            for v in 0..NV {
+                s.store(o.add(v * l), acc[m][0][v]);
+            }
         }
     }
 }
@@ -645,6 +682,68 @@ enum Pass {
     GruBeforeZr,
     GruBeforeN,
     Proj,
+}
+
+/// How `n` active rows split into tiles: `halves` half-block tiles of
+/// `HALF_ROWS` rows (each run for both halves of a block), then the rest in
+/// whole-block tiles of up to `FULL_ROWS` rows; and the panel rows per chunk.
+#[derive(Clone, Copy)]
+struct Plan {
+    halves: usize,
+    kc: usize,
+}
+
+impl Plan {
+    #[inline(always)]
+    fn new<S: Kernel>(n: usize, p: &Panels) -> Plan {
+        let full = S::FULL_ROWS.clamp(1, 3);
+        let halves = if n <= full { 0 } else { n / S::HALF_ROWS };
+        let rest = n - halves * S::HALF_ROWS;
+        let tiles = 2 * halves + rest.div_ceil(full);
+        let kc = if tiles <= 1 || S::CHUNK_BYTES == 0 {
+            p.k.max(1)
+        } else {
+            (S::CHUNK_BYTES / (4 * p.g * p.nr)).max(1)
+        };
+        Plan { halves, kc }
+    }
+}
+
+/// The chunks of `k` panel rows, `kc` rows each (the last may be shorter;
+/// one empty chunk when `k = 0`). An iterator, not a closure: code in a
+/// closure does not inherit the caller's `#[target_feature]`s, and the
+/// tiles' intrinsics would stop inlining.
+#[derive(Clone, Copy)]
+struct Chunks {
+    k: usize,
+    kc: usize,
+    next: Option<usize>,
+}
+
+fn chunks(k: usize, kc: usize) -> Chunks {
+    Chunks {
+        k,
+        kc: kc.max(1),
+        next: Some(0),
+    }
+}
+
+impl Iterator for Chunks {
+    type Item = Chunk;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<Chunk> {
+        let k0 = self.next?;
+        let k1 = (k0 + self.kc).min(self.k);
+        let last = k1 >= self.k;
+        self.next = if last { None } else { Some(k1) };
+        Some(Chunk {
+            k0,
+            k1,
+            first: k0 == 0,
+            last,
+        })
+    }
 }
 
 /// Runs `pass` over every block (in ping-pong order) and every tile of
@@ -660,7 +759,6 @@ unsafe fn run_pass<S: Kernel, const DEF: bool>(
     b: &Bufs,
     rows: &[usize],
     backwards: bool,
-    max_rows: usize,
 ) {
     let p = ctx.p;
     let panel = match pass {
@@ -671,70 +769,112 @@ unsafe fn run_pass<S: Kernel, const DEF: bool>(
         Pass::GruBeforeN => p.rn.as_ref().expect("reset-before GRU has R_n panels"),
         _ => &p.r,
     };
-    let mb = max_rows.clamp(1, 3);
-    let kc = chunk_rows(panel, rows.len().div_ceil(mb));
+    let plan = Plan::new::<S>(rows.len(), panel);
+    let (half_rows, rest) = rows.split_at(plan.halves * S::HALF_ROWS);
     let blocks = panel.blocks;
     for i in 0..blocks {
         let blk = if backwards { blocks - 1 - i } else { i };
-        let mut k0 = 0;
-        loop {
-            let k1 = (k0 + kc).min(panel.k);
-            let ch = Chunk {
-                k0,
-                k1,
-                first: k0 == 0,
-                last: k1 >= panel.k,
-            };
-            let mut t = 0;
-            while t < rows.len() {
-                let n = (rows.len() - t).min(mb);
-                // SAFETY: forwarded contract; the tile's rows are
-                // active batch entries.
-                unsafe {
-                    match n {
-                        1 => tile::<S, 1, DEF>(s, ctx, pass, blk, b, &[rows[t]], ch),
-                        2 => tile::<S, 2, DEF>(s, ctx, pass, blk, b, &[rows[t], rows[t + 1]], ch),
-                        _ => tile::<S, 3, DEF>(
-                            s,
-                            ctx,
-                            pass,
-                            blk,
-                            b,
-                            &[rows[t], rows[t + 1], rows[t + 2]],
-                            ch,
-                        ),
-                    }
+        for ch in chunks(panel.k, plan.kc) {
+            for v0 in 0..2 {
+                for r in half_rows.chunks_exact(S::HALF_ROWS) {
+                    // SAFETY: forwarded contract; the tile's rows are active
+                    // batch entries.
+                    unsafe { half_tile::<S, DEF>(s, ctx, pass, blk, v0, b, r, ch) };
                 }
-                t += n;
             }
-            if ch.last {
-                break;
+            for r in rest.chunks(S::FULL_ROWS.clamp(1, 3)) {
+                // SAFETY: as above.
+                unsafe { whole_tile::<S, DEF>(s, ctx, pass, blk, b, r, ch) };
             }
-            k0 = k1;
         }
     }
 }
 
+/// One whole-block tile of `rows` (1..=`FULL_ROWS` rows).
+///
+/// # Safety
+/// As for [`step`].
 #[inline(always)]
-unsafe fn tile<S: Kernel, const MB: usize, const DEF: bool>(
+unsafe fn whole_tile<S: Kernel, const DEF: bool>(
     s: S,
     ctx: &Ctx<'_>,
     pass: Pass,
     blk: usize,
     b: &Bufs,
-    rows: &[usize; MB],
+    rows: &[usize],
     ch: Chunk,
 ) {
+    // SAFETY: forwarded contract. `FULL_ROWS` is a constant of the ISA, so
+    // the tile sizes it rules out are never instantiated.
+    unsafe {
+        if S::FULL_ROWS <= 1 {
+            tile_at::<S, 1, 2, DEF>(s, ctx, pass, blk, 0, b, rows, ch)
+        } else {
+            match rows.len() {
+                1 => tile_at::<S, 1, 2, DEF>(s, ctx, pass, blk, 0, b, rows, ch),
+                2 => tile_at::<S, 2, 2, DEF>(s, ctx, pass, blk, 0, b, rows, ch),
+                _ => tile_at::<S, 3, 2, DEF>(s, ctx, pass, blk, 0, b, rows, ch),
+            }
+        }
+    }
+}
+
+/// One half-block tile (vector `v0` of each gate) of `HALF_ROWS` rows.
+///
+/// # Safety
+/// As for [`step`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn half_tile<S: Kernel, const DEF: bool>(
+    s: S,
+    ctx: &Ctx<'_>,
+    pass: Pass,
+    blk: usize,
+    v0: usize,
+    b: &Bufs,
+    rows: &[usize],
+    ch: Chunk,
+) {
+    // SAFETY: forwarded contract; `HALF_ROWS` is a constant of the ISA, so
+    // only its own tile size is instantiated.
+    unsafe {
+        match S::HALF_ROWS {
+            6 => tile_at::<S, 6, 1, DEF>(s, ctx, pass, blk, v0, b, rows, ch),
+            3 => tile_at::<S, 3, 1, DEF>(s, ctx, pass, blk, v0, b, rows, ch),
+            2 => tile_at::<S, 2, 1, DEF>(s, ctx, pass, blk, v0, b, rows, ch),
+            _ => tile_at::<S, 1, 1, DEF>(s, ctx, pass, blk, v0, b, rows, ch),
+        }
+    }
+}
+
+/// One tile of the first `MB` entries of `rows`.
+///
+/// # Safety
+/// As for [`step`]; `rows.len() >= MB`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_at<S: Kernel, const MB: usize, const NV: usize, const DEF: bool>(
+    s: S,
+    ctx: &Ctx<'_>,
+    pass: Pass,
+    blk: usize,
+    v0: usize,
+    b: &Bufs,
+    rows: &[usize],
+    ch: Chunk,
+) {
+    let r: [usize; MB] = std::array::from_fn(|i| rows[i]);
+    let rows = &r;
     // SAFETY: forwarded contract of `step`.
     unsafe {
         match pass {
-            Pass::Lstm => lstm_tile::<S, MB, DEF>(s, ctx, blk, b, rows, ch),
-            Pass::GruAfter => gru_after_tile::<S, MB, DEF>(s, ctx, blk, b, rows, ch),
-            Pass::GruBeforeZr => gru_before_zr_tile::<S, MB, DEF>(s, ctx, blk, b, rows, ch),
-            Pass::GruBeforeN => gru_before_n_tile::<S, MB, DEF>(s, ctx, blk, b, rows, ch),
+            Pass::Lstm => lstm_tile::<S, MB, NV, DEF>(s, ctx, blk, v0, b, rows, ch),
+            Pass::GruAfter => gru_after_tile::<S, MB, NV, DEF>(s, ctx, blk, v0, b, rows, ch),
+            Pass::GruBeforeZr => gru_before_zr_tile::<S, MB, NV, DEF>(s, ctx, blk, v0, b, rows, ch),
+            Pass::GruBeforeN => gru_before_n_tile::<S, MB, NV, DEF>(s, ctx, blk, v0, b, rows, ch),
             Pass::Proj => {
                 let pr = ctx.p.proj.as_ref().expect("projection panels");
-                proj_tile::<S, MB>(s, pr, blk, b, ctx.hp, rows, ch)
+                proj_tile::<S, MB, NV>(s, pr, blk, v0, b, ctx.hp, rows, ch)
             }
         }
     }
@@ -756,14 +896,13 @@ pub(crate) unsafe fn step<S: Kernel>(
     b: &Bufs,
     rows: &[usize],
     backwards: bool,
-    max_rows: usize,
 ) {
     if ctx.acts.is_default() {
         // SAFETY: forwarded contract.
-        unsafe { step_impl::<S, true>(s, ctx, b, rows, backwards, max_rows) }
+        unsafe { step_impl::<S, true>(s, ctx, b, rows, backwards) }
     } else {
         // SAFETY: forwarded contract.
-        unsafe { step_impl::<S, false>(s, ctx, b, rows, backwards, max_rows) }
+        unsafe { step_impl::<S, false>(s, ctx, b, rows, backwards) }
     }
 }
 
@@ -774,23 +913,22 @@ unsafe fn step_impl<S: Kernel, const DEF: bool>(
     b: &Bufs,
     rows: &[usize],
     backwards: bool,
-    max_rows: usize,
 ) {
     // SAFETY: forwarded contract.
     unsafe {
         match (ctx.cfg.cell, ctx.cfg.gru_reset) {
             (Cell::Lstm, _) => {
-                run_pass::<S, DEF>(s, ctx, Pass::Lstm, b, rows, backwards, max_rows);
+                run_pass::<S, DEF>(s, ctx, Pass::Lstm, b, rows, backwards);
                 if ctx.p.proj.is_some() {
-                    run_pass::<S, DEF>(s, ctx, Pass::Proj, b, rows, backwards, max_rows);
+                    run_pass::<S, DEF>(s, ctx, Pass::Proj, b, rows, backwards);
                 }
             }
             (Cell::Gru, GruReset::AfterMatmul) => {
-                run_pass::<S, DEF>(s, ctx, Pass::GruAfter, b, rows, backwards, max_rows)
+                run_pass::<S, DEF>(s, ctx, Pass::GruAfter, b, rows, backwards)
             }
             (Cell::Gru, GruReset::BeforeMatmul) => {
-                run_pass::<S, DEF>(s, ctx, Pass::GruBeforeZr, b, rows, backwards, max_rows);
-                run_pass::<S, DEF>(s, ctx, Pass::GruBeforeN, b, rows, backwards, max_rows);
+                run_pass::<S, DEF>(s, ctx, Pass::GruBeforeZr, b, rows, backwards);
+                run_pass::<S, DEF>(s, ctx, Pass::GruBeforeN, b, rows, backwards);
             }
         }
     }
@@ -812,13 +950,12 @@ pub(crate) unsafe fn project<S: Kernel>(
     x_stride: usize,
     n_rows: usize,
     out: *mut f32,
-    max_rows: usize,
 ) {
     // SAFETY: forwarded contract.
     unsafe {
         match ctx.p.w.g {
-            4 => project_g::<S, 4>(s, ctx, x, x_stride, n_rows, out, max_rows),
-            _ => project_g::<S, 3>(s, ctx, x, x_stride, n_rows, out, max_rows),
+            4 => project_g::<S, 4>(s, ctx, x, x_stride, n_rows, out),
+            _ => project_g::<S, 3>(s, ctx, x, x_stride, n_rows, out),
         }
     }
 }
@@ -831,25 +968,9 @@ pub(crate) fn xproj_stride(g: usize, hp: usize) -> usize {
     g * hp + 16
 }
 
-/// Bytes of one chunk of a weight block: the rows of a panel that stay in
-/// L1 while every batch tile runs over them (half of a 32 KiB L1D, the rest
-/// for the activations and partial sums).
-const CHUNK_BYTES: usize = 1 << 30;
-/// Rows of the input projection per group: the group's partial sums
-/// (`rows x G x NR` floats per block) stay in L2 while its chunks run.
+/// Rows of the input projection per group, in tiles: the group's partial
+/// sums stay in L2 while its chunks run.
 const PROJECT_GROUP_TILES: usize = 32;
-
-/// Rows `K` of a panel split into chunks of `kc` rows: `kc = K` when one
-/// tile runs (the panel streams once anyway), else what fits
-/// [`CHUNK_BYTES`].
-#[inline(always)]
-fn chunk_rows(p: &Panels, tiles: usize) -> usize {
-    if tiles <= 1 {
-        p.k.max(1)
-    } else {
-        (CHUNK_BYTES / (4 * p.g * p.nr)).max(1)
-    }
-}
 
 #[inline(always)]
 unsafe fn project_g<S: Kernel, const G: usize>(
@@ -859,86 +980,133 @@ unsafe fn project_g<S: Kernel, const G: usize>(
     x_stride: usize,
     n_rows: usize,
     out: *mut f32,
-    max_rows: usize,
 ) {
     let w = &ctx.p.w;
-    let mb = max_rows.clamp(1, 3);
-    let group = PROJECT_GROUP_TILES * mb;
+    let group = PROJECT_GROUP_TILES * S::HALF_ROWS;
     let mut g0 = 0;
     while g0 < n_rows {
         let g1 = (g0 + group).min(n_rows);
-        let kc = chunk_rows(w, (g1 - g0).div_ceil(mb));
+        let plan = Plan::new::<S>(g1 - g0, w);
+        let n_half = g0 + plan.halves * S::HALF_ROWS;
+        let full = S::FULL_ROWS.clamp(1, 3);
         for blk in 0..w.blocks {
-            let mut k0 = 0;
-            loop {
-                let k1 = (k0 + kc).min(w.k);
-                let mut r = g0;
+            for ch in chunks(w.k, plan.kc) {
+                let (k0, k1) = (ch.k0, ch.k1);
+                let at = |r: usize, v0: usize| ProjectAt {
+                    w,
+                    hp: ctx.hp,
+                    x,
+                    x_stride,
+                    r0: r,
+                    out,
+                    blk,
+                    v0,
+                    k0,
+                    k1,
+                };
+                for v0 in 0..2 {
+                    for r in (g0..n_half).step_by(S::HALF_ROWS) {
+                        let a = at(r, v0);
+                        // SAFETY: rows r..r+HALF_ROWS exist in x and out;
+                        // k0 <= k1 <= K. One tile size per ISA constant.
+                        unsafe {
+                            match S::HALF_ROWS {
+                                6 => project_tile::<S, G, 6, 1>(s, a),
+                                3 => project_tile::<S, G, 3, 1>(s, a),
+                                2 => project_tile::<S, G, 2, 1>(s, a),
+                                _ => project_tile::<S, G, 1, 1>(s, a),
+                            }
+                        }
+                    }
+                }
+                let mut r = n_half;
                 while r < g1 {
-                    let n = (g1 - r).min(mb);
+                    let n = (g1 - r).min(full);
+                    let a = at(r, 0);
                     // SAFETY: rows r..r+n exist in x and out; k0 <= k1 <= K.
                     unsafe {
-                        match n {
-                            1 => project_tile::<S, G, 1>(
-                                s, w, ctx.hp, x, x_stride, r, out, blk, k0, k1,
-                            ),
-                            2 => project_tile::<S, G, 2>(
-                                s, w, ctx.hp, x, x_stride, r, out, blk, k0, k1,
-                            ),
-                            _ => project_tile::<S, G, 3>(
-                                s, w, ctx.hp, x, x_stride, r, out, blk, k0, k1,
-                            ),
+                        if S::FULL_ROWS <= 1 {
+                            project_tile::<S, G, 1, 2>(s, a)
+                        } else {
+                            match n {
+                                1 => project_tile::<S, G, 1, 2>(s, a),
+                                2 => project_tile::<S, G, 2, 2>(s, a),
+                                _ => project_tile::<S, G, 3, 2>(s, a),
+                            }
                         }
                     }
                     r += n;
                 }
-                if k1 >= w.k {
-                    break;
-                }
-                k0 = k1;
             }
         }
         g0 = g1;
     }
 }
 
-/// Rows `k0..k1` of block `blk` of the projection for rows `r0..r0+MB`:
-/// starts from 0 when `k0 == 0`, else from the partial sums already in
-/// `out` (stored f32 values, so the sum is the same as in one pass).
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn project_tile<S: Kernel, const G: usize, const MB: usize>(
-    s: S,
-    w: &Panels,
+/// Where one projection tile reads and writes.
+#[derive(Clone, Copy)]
+struct ProjectAt<'a> {
+    w: &'a Panels,
     hp: usize,
+    /// Input rows `[n_rows, In]`, `x_stride` apart.
     x: *const f32,
     x_stride: usize,
+    /// First row of the tile.
     r0: usize,
+    /// Output rows, [`xproj_stride`] apart.
     out: *mut f32,
     blk: usize,
+    /// First vector of each gate (0, or 1 for a half tile's second half).
+    v0: usize,
+    /// Panel rows `k0..k1`.
     k0: usize,
     k1: usize,
+}
+
+/// Rows `k0..k1` of block `blk` (vectors `v0..v0+NV`) of the projection
+/// for rows `r0..r0+MB`: starts from 0 when `k0 == 0`, else from the
+/// partial sums already in `out` (stored f32 values, so the sum is the same
+/// as in one pass).
+///
+/// # Safety
+/// As for [`project`]; `r0 + MB <= n_rows`, `k1 <= In`.
+#[inline(always)]
+unsafe fn project_tile<S: Kernel, const G: usize, const MB: usize, const NV: usize>(
+    s: S,
+    at: ProjectAt<'_>,
 ) {
+    let ProjectAt {
+        w,
+        hp,
+        x,
+        x_stride,
+        r0,
+        out,
+        blk,
+        v0,
+        k0,
+        k1,
+    } = at;
     let l = S::LANES;
     let rows = std::array::from_fn(|m| x.wrapping_add((r0 + m) * x_stride));
     let stride = xproj_stride(G, hp);
-    let at = |m: usize, g: usize| (r0 + m) * stride + g * hp + blk * 2 * l;
-    let mut acc = [[[s.zero(); 2]; G]; MB];
+    let at = |m: usize, g: usize, v: usize| (r0 + m) * stride + g * hp + blk * 2 * l + (v0 + v) * l;
+    let mut acc = [[[s.zero(); NV]; G]; MB];
     if k0 > 0 {
         for m in 0..MB {
             for g in 0..G {
-                // SAFETY: out rows are `xproj_stride` apart and hold G*Hp
-                // floats; g*Hp + blk*NR + 2L <= G*Hp.
-                unsafe {
-                    acc[m][g][0] = s.load(out.add(at(m, g)));
-                    acc[m][g][1] = s.load(out.add(at(m, g) + l));
+                for v in 0..NV {
+                    // SAFETY: out rows are `xproj_stride` apart and hold G*Hp
+                    // floats; g*Hp + blk*NR + (v0+v+1)*L <= G*Hp.
+                    acc[m][g][v] = unsafe { s.load(out.add(at(m, g, v))) };
                 }
             }
         }
     }
     // SAFETY: block `blk` has K = In >= k1 rows; each x row holds In floats.
     let acc = unsafe {
-        s.dot_k::<G, MB>(
-            w.as_slice().as_ptr().add(blk * w.block_len()),
+        s.dot_k::<G, MB, NV>(
+            w.as_slice().as_ptr().add(blk * w.block_len() + v0 * l),
             k0,
             k1,
             rows,
@@ -947,10 +1115,9 @@ unsafe fn project_tile<S: Kernel, const G: usize, const MB: usize>(
     };
     for m in 0..MB {
         for g in 0..G {
-            // SAFETY: as above.
-            unsafe {
-                s.store(out.add(at(m, g)), acc[m][g][0]);
-                s.store(out.add(at(m, g) + l), acc[m][g][1]);
+            for v in 0..NV {
+                // SAFETY: as above.
+                unsafe { s.store(out.add(at(m, g, v)), acc[m][g][v]) };
             }
         }
     }
