@@ -56,6 +56,8 @@ pub struct Classifier {
     ws: Workspace,
     out: Vec<f32>,
     logits: Vec<f32>,
+    batch_state: State,
+    batch_out: Vec<f32>,
 }
 
 impl Classifier {
@@ -88,6 +90,7 @@ impl Classifier {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         let state = rnn.new_state(1);
+        let batch_state = rnn.new_state(0);
         Ok(Classifier {
             name,
             rnn,
@@ -97,6 +100,8 @@ impl Classifier {
             ws: Workspace::new(),
             out: Vec::new(),
             logits: vec![0.0; classes],
+            batch_state,
+            batch_out: Vec::new(),
         })
     }
 
@@ -146,9 +151,9 @@ impl Classifier {
     }
 
     /// The logits `[N, C]` of a whole batch `x` `[N, T, I]` (batch-first)
-    /// run as one batch: one call, the batched kernel tiles. Allocates its
-    /// buffers (a throughput path, not the per-sample one).
-    pub fn logits_batch(&self, x: &[f32], samples: usize) -> Res<Vec<f32>> {
+    /// run as one batch: one call, the batched kernel tiles. Its buffers
+    /// are kept for the next call of the same size (only `logits` is new).
+    pub fn logits_batch(&mut self, x: &[f32], samples: usize) -> Res<Vec<f32>> {
         let input = self.rnn.config().input_size;
         if samples == 0 || input == 0 || !x.len().is_multiple_of(samples * input) {
             return Err(format!("{} values are not [{samples}, T, {input}]", x.len()).into());
@@ -158,12 +163,23 @@ impl Classifier {
             layout: Layout::BatchMajor,
             ..Sequence::new(x, t, samples)
         };
-        let (_, state) = self.rnn.forward(&seq, None)?;
+        if self.batch_state.batch() != samples {
+            self.batch_state = self.rnn.new_state(samples);
+        }
+        self.batch_state.reset();
+        self.batch_out
+            .resize(t * samples * self.rnn.output_features(), 0.0);
+        self.rnn.run(
+            &seq,
+            &mut self.batch_state,
+            &mut self.batch_out,
+            &mut self.ws,
+        )?;
         // h is [L*D, N, Hout]: the last layer's directions are the last D
         // blocks of N rows; sample k's features are row k of each.
         let (feats, hout) = (self.rnn.output_features(), self.rnn.config().output_size());
         let dirs = feats / hout;
-        let h = state.h();
+        let h = self.batch_state.h();
         let last = &h[h.len() - dirs * samples * hout..];
         let classes = self.classes();
         let mut logits = vec![0.0; samples * classes];

@@ -92,6 +92,7 @@ fn run(dir: PathBuf, family: Option<KernelFamily>) -> Res<bool> {
             ref_med / fast_med
         );
         let mut batch_times = Vec::with_capacity(ROUNDS);
+        fast.logits_batch(&test.x, test.samples)?; // warm-up: buffers grown
         for _ in 0..ROUNDS {
             let t0 = Instant::now();
             std::hint::black_box(fast.logits_batch(&test.x, test.samples)?);

@@ -486,36 +486,9 @@ type DotFn<S, const G: usize, const MB: usize, const NV: usize> =
         [rnn::Acc<<S as Simd>::V, G, NV>; MB],
     ) -> [rnn::Acc<<S as Simd>::V, G, NV>; MB];
 
-/// The `#[target_feature]` entry points: each instantiates the generic code
-/// for one ISA so its intrinsics inline.
-macro_rules! entries {
-    (
-        $step:ident,
-        $project:ident,
-        $stream:ident,
-        $dot:ident,
-        $ty:ty,
-        $features:literal,
-        full: $full:expr,
-        half: $half:expr,
-        chunk: $chunk:expr
-    ) => {
-        /// # Safety
-        /// The CPU supports the features and the contract of [`rnn::dot`]
-        /// holds.
-        #[target_feature(enable = $features)]
-        #[inline(never)]
-        unsafe fn $dot<const G: usize, const MB: usize, const NV: usize>(
-            s: $ty,
-            blk: *const f32,
-            k0: usize,
-            k1: usize,
-            rows: [*const f32; MB],
-            acc: [rnn::Acc<<$ty as Simd>::V, G, NV>; MB],
-        ) -> [rnn::Acc<<$ty as Simd>::V, G, NV>; MB] {
-            // SAFETY: forwarded contract.
-            unsafe { rnn::dot::<$ty, G, MB, NV>(s, blk, k0, k1, rows, acc) }
-        }
+/// `impl rnn::Kernel` for an ISA token whose out-of-line product is `$dot`.
+macro_rules! kernel_impl {
+    ($ty:ty, $dot:ident, full: $full:expr, half: $half:expr, chunk: $chunk:expr) => {
         impl rnn::Kernel for $ty {
             const FULL_ROWS: usize = $full;
             const HALF_ROWS: usize = $half;
@@ -546,6 +519,40 @@ macro_rules! entries {
                 unsafe { f(self, blk, k0, k1, rows, acc) }
             }
         }
+    };
+}
+
+/// The `#[target_feature]` entry points: each instantiates the generic code
+/// for one ISA so its intrinsics inline.
+macro_rules! entries {
+    (
+        $step:ident,
+        $project:ident,
+        $stream:ident,
+        $dot:ident,
+        $ty:ty,
+        $features:literal,
+        full: $full:expr,
+        half: $half:expr,
+        chunk: $chunk:expr
+    ) => {
+        /// # Safety
+        /// The CPU supports the features and the contract of [`rnn::dot`]
+        /// holds.
+        #[target_feature(enable = $features)]
+        #[inline(never)]
+        unsafe fn $dot<const G: usize, const MB: usize, const NV: usize>(
+            s: $ty,
+            blk: *const f32,
+            k0: usize,
+            k1: usize,
+            rows: [*const f32; MB],
+            acc: [rnn::Acc<<$ty as Simd>::V, G, NV>; MB],
+        ) -> [rnn::Acc<<$ty as Simd>::V, G, NV>; MB] {
+            // SAFETY: forwarded contract.
+            unsafe { rnn::dot::<$ty, G, MB, NV>(s, blk, k0, k1, rows, acc) }
+        }
+        kernel_impl!($ty, $dot, full: $full, half: $half, chunk: $chunk);
         /// # Safety
         /// The CPU supports the features (proved by holding the token) and
         /// the contract of [`rnn::step`] holds.
@@ -621,29 +628,9 @@ unsafe fn dot_portable<const G: usize, const MB: usize, const NV: usize>(
     unsafe { rnn::dot::<Portable, G, MB, NV>(s, blk, k0, k1, rows, acc) }
 }
 
-impl rnn::Kernel for Portable {
-    // [f32; 8] "vectors": keep the tiles small, the compiler maps them to
-    // whatever registers the target has.
-    const FULL_ROWS: usize = 1;
-    const HALF_ROWS: usize = 2;
-    const CHUNK_BYTES: usize = CHUNK_AVX2;
-    #[inline(always)]
-    unsafe fn dot_k<const G: usize, const MB: usize, const NV: usize>(
-        self,
-        blk: *const f32,
-        k0: usize,
-        k1: usize,
-        rows: [*const f32; MB],
-        acc: [rnn::Acc<<Portable as Simd>::V, G, NV>; MB],
-    ) -> [rnn::Acc<<Portable as Simd>::V, G, NV>; MB] {
-        if MB == 1 {
-            // SAFETY: forwarded contract.
-            return unsafe { rnn::dot::<Portable, G, MB, NV>(self, blk, k0, k1, rows, acc) };
-        }
-        // SAFETY: forwarded contract.
-        unsafe { dot_portable::<G, MB, NV>(self, blk, k0, k1, rows, acc) }
-    }
-}
+// [f32; 8] "vectors": small tiles; the compiler maps them to whatever
+// registers the target has.
+kernel_impl!(Portable, dot_portable, full: 1, half: 2, chunk: CHUNK_AVX2);
 
 impl Token {
     /// # Safety

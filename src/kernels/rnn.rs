@@ -8,6 +8,14 @@
 //! and `h` for those units before the next block is touched. Nothing is
 //! written to memory but the new states.
 //!
+//! Tiles: up to [`Kernel::FULL_ROWS`] active rows run as one whole-block
+//! tile (the batch-1 latency path). A larger batch runs in half-block
+//! tiles of [`Kernel::HALF_ROWS`] rows (`G x 1 x MB` sums, each weight
+//! vector feeding more rows), once per half, and the rows left over in
+//! whole-block tiles. Per ISA, [`Kernel::CHUNK_BYTES`] may split each
+//! panel into chunks kept in L1 across the tiles. Tile sizes are
+//! constants of the ISA, so only the sizes it uses are compiled.
+//!
 //! The input part of each gate comes either from the sequence's input
 //! projection (computed beforehand for all steps by [`project`], which uses
 //! the same [`dot`] over the `W` panels with several rows per tile) or, in a
