@@ -1,6 +1,7 @@
-//! Arbitrary bytes into the safetensors reader, the PyTorch importer and
-//! the golden-case parser: each returns a typed error or a model, never a
-//! panic. A model that loads is also run on a tiny input.
+//! Arbitrary bytes into the safetensors reader, the PyTorch importer (and
+//! its cell detection) and the golden-case parser: each returns a typed
+//! error or a model, never a panic. A model that loads is also run on a
+//! tiny input.
 #![no_main]
 
 use fusedrnn::import::pytorch::{from_safetensors_bytes, PytorchOptions};
@@ -8,6 +9,9 @@ use fusedrnn::{Cell, Sequence};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    if let Ok(file) = fusedrnn::import::safetensors::TensorFile::parse(data) {
+        let _ = fusedrnn::import::pytorch::detect_cell(&file, "");
+    }
     for cell in [Cell::Lstm, Cell::Gru] {
         if let Ok(model) = from_safetensors_bytes(data, &PytorchOptions::new(cell)) {
             let cfg = model.config();
