@@ -1,0 +1,137 @@
+//! Every fast kernel this host runs against the scalar reference on a
+//! model and input decoded from the fuzzer's bytes: cell, sizes (H up to
+//! 70, I up to 40, batch up to 16, T up to 7, 1-2 layers), direction, GRU
+//! reset variant, peepholes, input_forget, projection, clip, lengths and
+//! layout from the first bytes; weights and inputs from the rest. A
+//! difference beyond the property tests' tolerance (`5e-5 * max(1, |ref|)`,
+//! reasoned in `tests/kernels_vs_reference.rs`) panics, as does any
+//! error from a run the decoder made valid.
+#![no_main]
+
+use fusedrnn::{
+    Cell, Config, Direction, DirectionWeights, GruReset, KernelFamily, Layout, Rnn, Sequence,
+    Workspace,
+};
+use libfuzzer_sys::fuzz_target;
+
+/// Cycles through the data bytes as values in [-2, 2).
+struct Vals<'a> {
+    data: &'a [u8],
+    at: usize,
+}
+
+impl Vals<'_> {
+    fn next(&mut self) -> f32 {
+        if self.data.is_empty() {
+            return 0.25;
+        }
+        let b = self.data[self.at % self.data.len()];
+        self.at += 1;
+        (b as i8) as f32 / 64.0
+    }
+    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.next() * scale).collect()
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    if data.len() < 8 {
+        return;
+    }
+    let (head, rest) = data.split_at(8);
+    let cell = if head[0] & 1 == 0 {
+        Cell::Lstm
+    } else {
+        Cell::Gru
+    };
+    let lstm = cell == Cell::Lstm;
+    let h = 1 + head[1] as usize % 70;
+    let i = 1 + head[2] as usize % 40;
+    let b = 1 + head[3] as usize % 16;
+    let t = head[4] as usize % 8;
+    let mut cfg = Config::new(cell, i, h);
+    cfg.num_layers = 1 + (head[5] & 1) as usize;
+    cfg.direction = match (head[0] >> 1) % 3 {
+        0 => Direction::Forward,
+        1 => Direction::Reverse,
+        _ => Direction::Bidirectional,
+    };
+    cfg.gru_reset = if head[0] & 8 == 0 {
+        GruReset::AfterMatmul
+    } else {
+        GruReset::BeforeMatmul
+    };
+    cfg.input_forget = lstm && head[0] & 16 != 0;
+    let peep = lstm && head[0] & 32 != 0;
+    cfg.proj_size = if lstm && h > 1 && head[5] & 2 != 0 {
+        1 + (head[5] >> 2) as usize % (h - 1)
+    } else {
+        0
+    };
+    cfg.clip = (head[6] & 1 != 0).then(|| 0.5 + (head[6] >> 1) as f32 / 32.0);
+    let with_lengths = head[0] & 64 != 0;
+    let batch_major = head[0] & 128 != 0;
+
+    let mut v = Vals { data: rest, at: 0 };
+    let (g, hout) = (cell.gates(), cfg.output_size());
+    let weights = (0..cfg.num_layers * cfg.num_directions())
+        .map(|idx| {
+            let inp = cfg.layer_input_size(idx / cfg.num_directions());
+            DirectionWeights {
+                w: v.vec(g * h * inp, 1.0 / (inp as f32).sqrt()),
+                r: v.vec(g * h * hout, 1.0 / (hout as f32).sqrt()),
+                wb: v.vec(g * h, 0.5),
+                rb: v.vec(g * h, 0.5),
+                peepholes: peep.then(|| v.vec(3 * h, 0.5)),
+                proj: (cfg.proj_size > 0).then(|| v.vec(hout * h, 1.0 / (h as f32).sqrt())),
+            }
+        })
+        .collect();
+    let model = Rnn::new(cfg, weights).expect("the decoder builds valid models");
+    let x = v.vec(t * b * i, 1.0);
+    let lengths: Vec<usize> = (0..b)
+        .map(|k| head[7].rotate_left(k as u32) as usize % (t + 1))
+        .collect();
+    let seq = Sequence {
+        input: &x,
+        seq_len: t,
+        batch: b,
+        layout: if batch_major {
+            Layout::BatchMajor
+        } else {
+            Layout::SequenceMajor
+        },
+        lengths: with_lengths.then_some(&lengths[..]),
+    };
+    let mut init = model.new_state(b);
+    let n = init.h().len();
+    init.h_mut().copy_from_slice(&v.vec(n, 1.0));
+    let n = init.c().len();
+    init.c_mut().copy_from_slice(&v.vec(n, 1.0));
+
+    let reference = model.clone().with_kernel(KernelFamily::Reference).unwrap();
+    let (want, want_state) = reference.forward(&seq, Some(&init)).unwrap();
+    for family in KernelFamily::available() {
+        if family == KernelFamily::Reference {
+            continue;
+        }
+        let fast = model.clone().with_kernel(family).unwrap();
+        let mut out = vec![f32::NAN; want.len()];
+        let mut state = init.clone();
+        fast.run(&seq, &mut state, &mut out, &mut Workspace::new())
+            .unwrap();
+        for (what, got, want) in [
+            ("output", &out[..], &want[..]),
+            ("h", state.h(), want_state.h()),
+            ("c", state.c(), want_state.c()),
+        ] {
+            for (k, (&g, &w)) in got.iter().zip(want).enumerate() {
+                assert!(
+                    (g - w).abs() <= 5e-5 * w.abs().max(1.0),
+                    "{} {what}[{k}]: {g} vs reference {w}",
+                    fast.kernel_name()
+                );
+            }
+        }
+    }
+});
