@@ -1,7 +1,7 @@
 //! Per-step latency of a kernel on a standard shape, without criterion.
 //!
 //! ```text
-//! cargo run --release --example bench -- --shape NAME|all [--kernel FAMILY|auto|unfused] [--weights f32] [--threads N] [--json]
+//! cargo run --release --example bench -- --shape NAME|all [--kernel FAMILY|auto|unfused] [--weights f32|f16|bf16] [--threads N] [--json]
 //! cargo run --release --example bench -- --list-kernels
 //! ```
 //!
@@ -9,14 +9,16 @@
 //! in all) of one run divided by its time steps. `floor_ns` is the median
 //! time, measured in the same run, to read the shape's packed recurrent
 //! weights once with the same ISA (the auto-dispatched one for `unfused`
-//! and `reference`). `gflops` counts the input and recurrent products.
+//! and `reference`), in the same weight format. `gflops` counts the input
+//! and recurrent products. `--weights f16|bf16` rounds the model's weight
+//! matrices to that format (`Rnn::with_weight_format`).
 
 use std::process::ExitCode;
 use std::time::Instant;
 
 use fusedrnn::shapes::{Shape, STANDARD};
 use fusedrnn::unfused::{Unfused, UnfusedWs};
-use fusedrnn::{KernelFamily, Sequence, Workspace};
+use fusedrnn::{KernelFamily, Sequence, WeightFormat, Workspace};
 
 fn median_ns(mut f: impl FnMut()) -> f64 {
     f();
@@ -36,12 +38,18 @@ fn median_ns(mut f: impl FnMut()) -> f64 {
 
 fn usage(msg: &str) -> ExitCode {
     eprintln!("bench: {msg}");
-    eprintln!("usage: bench --shape NAME|all [--kernel FAMILY|auto|unfused] [--weights f32] [--threads N] [--json]");
+    eprintln!("usage: bench --shape NAME|all [--kernel FAMILY|auto|unfused] [--weights f32|f16|bf16] [--threads N] [--json]");
     ExitCode::from(2)
 }
 
-fn run_shape(shape: &Shape, kernel: &str, json: bool) -> Result<(), String> {
-    let auto = shape.model();
+fn run_shape(shape: &Shape, kernel: &str, weights: WeightFormat, json: bool) -> Result<(), String> {
+    if kernel == "unfused" && weights != WeightFormat::F32 {
+        return Err("the unfused baseline runs f32 weights only".into());
+    }
+    let auto = shape
+        .model()
+        .with_weight_format(weights)
+        .map_err(|e| e.to_string())?;
     let model = match kernel {
         "auto" | "unfused" => auto.clone(),
         name => {
@@ -93,8 +101,9 @@ fn run_shape(shape: &Shape, kernel: &str, json: bool) -> Result<(), String> {
     };
     if json {
         println!(
-            "{{\"shape\": \"{}\", \"kernel\": \"{family}\", \"kernel_name\": \"{name}\", \"weights\": \"f32\", \"threads\": 1, \"ns_per_step\": {ns_per_step:.1}, \"gflops\": {gflops:.2}, \"floor_ns\": {floor_ns:.1}}}",
-            shape.name
+            "{{\"shape\": \"{}\", \"kernel\": \"{family}\", \"kernel_name\": \"{name}\", \"weights\": \"{}\", \"threads\": 1, \"ns_per_step\": {ns_per_step:.1}, \"gflops\": {gflops:.2}, \"floor_ns\": {floor_ns:.1}}}",
+            shape.name,
+            weights.name()
         );
     } else {
         println!(
@@ -113,6 +122,7 @@ fn run_shape(shape: &Shape, kernel: &str, json: bool) -> Result<(), String> {
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let (mut shapes, mut kernel, mut json) = (Vec::new(), "auto".to_string(), false);
+    let mut weights = WeightFormat::F32;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--list-kernels" => {
@@ -133,13 +143,9 @@ fn main() -> ExitCode {
                 Some(k) => kernel = k,
                 None => return usage("--kernel needs a name"),
             },
-            "--weights" => match args.next().as_deref() {
-                Some("f32") => {}
-                Some(w) => {
-                    return usage(&format!(
-                        "--weights {w}: only f32 weights are supported so far"
-                    ))
-                }
+            "--weights" => match args.next().map(|w| WeightFormat::from_name(&w)) {
+                Some(Ok(w)) => weights = w,
+                Some(Err(e)) => return usage(&e.to_string()),
                 None => return usage("--weights needs a type"),
             },
             "--threads" => match args.next().as_deref() {
@@ -159,7 +165,7 @@ fn main() -> ExitCode {
         return usage("no --shape given");
     }
     for s in &shapes {
-        if let Err(e) = run_shape(s, &kernel, json) {
+        if let Err(e) = run_shape(s, &kernel, weights, json) {
             eprintln!("bench: {}: {e}", s.name);
             return ExitCode::from(2);
         }

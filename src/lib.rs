@@ -58,4 +58,4 @@ pub use config::{Activation, Activations, Cell, Config, Direction, GruReset};
 pub use error::{Error, Result};
 pub use model::{Layout, Rnn, Sequence, State, Workspace};
 pub use plan::KernelFamily;
-pub use weights::DirectionWeights;
+pub use weights::{DirectionWeights, WeightFormat};

@@ -5,7 +5,7 @@ use crate::config::{Cell, Config};
 use crate::error::{check_len, Error, Result};
 use crate::plan::{KernelFamily, Plan};
 use crate::reference;
-use crate::weights::DirectionWeights;
+use crate::weights::{DirectionWeights, WeightFormat};
 
 /// Memory order of a sequence tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -124,6 +124,7 @@ pub struct Rnn {
     cfg: Config,
     /// `[L * D]`, indexed `layer * D + direction`.
     weights: Vec<DirectionWeights>,
+    format: WeightFormat,
     plan: Plan,
 }
 
@@ -171,15 +172,61 @@ impl Rnn {
         for (i, w) in weights.iter().enumerate() {
             w.validate(&cfg, i / cfg.num_directions())?;
         }
-        let plan = Plan::new(&cfg, &weights, KernelFamily::detect())?;
-        Ok(Rnn { cfg, weights, plan })
+        let format = WeightFormat::F32;
+        let plan = Plan::new(&cfg, &weights, KernelFamily::detect(), format)?;
+        Ok(Rnn {
+            cfg,
+            weights,
+            format,
+            plan,
+        })
     }
 
     /// The same model run by kernel family `family`; a typed error if this
     /// CPU or build cannot run it.
     pub fn with_kernel(mut self, family: KernelFamily) -> Result<Rnn> {
-        self.plan = Plan::new(&self.cfg, &self.weights, family)?;
+        self.plan = Plan::new(&self.cfg, &self.weights, family, self.format)?;
         Ok(self)
+    }
+
+    /// The model with its weight matrices (`W`, `R`, projection) stored in
+    /// `format` by the fast kernels: they are rounded to the format once,
+    /// here, and every kernel (the reference included) then computes with
+    /// the rounded values, so the kernels still agree with each other and
+    /// the model differs from the f32 one only by that rounding (see
+    /// [`WeightFormat`] for the error per weight). From f32 only: rounding
+    /// an already rounded model to another format would round twice, which
+    /// gives [`Error::Unsupported`].
+    ///
+    /// ```
+    /// # use fusedrnn::{Cell, Config, DirectionWeights, Rnn, WeightFormat};
+    /// # let w = DirectionWeights { w: vec![0.1; 8 * 3], r: vec![0.2; 8 * 2], wb: vec![0.0; 8],
+    /// #     rb: vec![0.0; 8], peepholes: None, proj: None };
+    /// let model = Rnn::new(Config::new(Cell::Lstm, 3, 2), vec![w])?;
+    /// let half = model.with_weight_format(WeightFormat::Bf16)?;
+    /// assert!(half.kernel_name().contains("bf16") || half.kernel_name().contains("reference"));
+    /// # Ok::<(), fusedrnn::Error>(())
+    /// ```
+    pub fn with_weight_format(mut self, format: WeightFormat) -> Result<Rnn> {
+        if format == self.format {
+            return Ok(self);
+        }
+        if self.format != WeightFormat::F32 {
+            return Err(Error::Unsupported(format!(
+                "weights already rounded to {}; build the model again to use {}",
+                self.format.name(),
+                format.name()
+            )));
+        }
+        self.weights = self.weights.iter().map(|w| w.rounded(format)).collect();
+        self.format = format;
+        self.plan = Plan::new(&self.cfg, &self.weights, self.plan.family(), format)?;
+        Ok(self)
+    }
+
+    /// How the fast kernel stores the weight matrices.
+    pub fn weight_format(&self) -> WeightFormat {
+        self.format
     }
 
     /// The configuration.
@@ -187,7 +234,8 @@ impl Rnn {
         &self.cfg
     }
 
-    /// The canonical weights, indexed `layer * D + direction`.
+    /// The canonical weights, indexed `layer * D + direction` (rounded to
+    /// [`Rnn::weight_format`]).
     pub fn weights(&self) -> &[DirectionWeights] {
         &self.weights
     }

@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::kernels::{FastKernel, Isa};
-use crate::weights::DirectionWeights;
+use crate::weights::{DirectionWeights, WeightFormat};
 
 /// A family of kernels that can run every cell and shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -84,6 +84,7 @@ impl Plan {
         cfg: &Config,
         weights: &[DirectionWeights],
         family: KernelFamily,
+        format: WeightFormat,
     ) -> Result<Plan> {
         let cell = match cfg.cell {
             crate::config::Cell::Lstm => "lstm",
@@ -92,11 +93,11 @@ impl Plan {
         let isa = crate::kernels::with_isa(family, |isa| isa)?;
         let fast = match isa {
             Isa::Scalar => None,
-            _ => Some(FastKernel::new(cfg, weights, isa)),
+            _ => Some(FastKernel::new(cfg, weights, isa, format)),
         };
         let name = match &fast {
             None => format!("{cell}_f64acc_reference"),
-            Some(k) => format!("{cell}_f32_{}_nr{}", family.name(), k.nr()),
+            Some(k) => format!("{cell}_{}_{}_nr{}", format.name(), family.name(), k.nr()),
         };
         Ok(Plan { family, name, fast })
     }

@@ -29,6 +29,79 @@ pub struct DirectionWeights {
     pub proj: Option<Vec<f32>>,
 }
 
+/// How the fast kernels store the weight matrices (`W`, `R`, the
+/// projection) once packed; compute, biases, peepholes and states stay f32.
+///
+/// The 16-bit formats halve the bytes a step reads, which is what bounds a
+/// batch-1 step once the weights leave L2 (large H). They change the model:
+/// [`crate::Rnn::with_weight_format`] rounds the matrices to the format
+/// (nearest, ties to even) and every kernel, the reference included, then
+/// computes with the rounded values. Rounding error per weight: bf16
+/// 2^-9 relative (8 significant bits), f16 2^-12 relative (11 bits, normal
+/// range; magnitudes below 6.1e-5 lose precision, below 6e-8 become 0,
+/// above 65504 become infinite).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum WeightFormat {
+    /// 32-bit floats, as given.
+    #[default]
+    F32,
+    /// IEEE binary16 (widened with F16C / AVX-512F).
+    F16,
+    /// bfloat16, the high half of an f32 (widened by a 16-bit shift).
+    Bf16,
+}
+
+impl WeightFormat {
+    /// Every format.
+    pub const ALL: &'static [WeightFormat] =
+        &[WeightFormat::F32, WeightFormat::F16, WeightFormat::Bf16];
+
+    /// `"f32"`, `"f16"` or `"bf16"` (as in kernel names and tool flags).
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightFormat::F32 => "f32",
+            WeightFormat::F16 => "f16",
+            WeightFormat::Bf16 => "bf16",
+        }
+    }
+
+    /// The format of that name; [`Error::Unsupported`] otherwise.
+    pub fn from_name(name: &str) -> Result<WeightFormat> {
+        WeightFormat::ALL
+            .iter()
+            .copied()
+            .find(|f| f.name() == name)
+            .ok_or_else(|| Error::Unsupported(format!("weight format `{name}` (f32, f16, bf16)")))
+    }
+
+    /// Bytes per stored weight.
+    pub fn bytes(self) -> usize {
+        match self {
+            WeightFormat::F32 => 4,
+            WeightFormat::F16 | WeightFormat::Bf16 => 2,
+        }
+    }
+
+    /// `x` rounded to the format and widened back to f32 (exactly what a
+    /// kernel loads).
+    pub fn round(self, x: f32) -> f32 {
+        match self {
+            WeightFormat::F32 => x,
+            WeightFormat::F16 => half::f16::from_f32(x).to_f32(),
+            WeightFormat::Bf16 => half::bf16::from_f32(x).to_f32(),
+        }
+    }
+
+    /// The 16-bit pattern of `x` in a 16-bit format (0 for f32).
+    pub(crate) fn bits16(self, x: f32) -> u16 {
+        match self {
+            WeightFormat::F32 => 0,
+            WeightFormat::F16 => half::f16::from_f32(x).to_bits(),
+            WeightFormat::Bf16 => half::bf16::from_f32(x).to_bits(),
+        }
+    }
+}
+
 fn check(what: &str, v: &[f32], expected: usize, dims: &[usize]) -> Result<()> {
     if v.len() != expected {
         return Err(Error::Shape {
@@ -41,6 +114,20 @@ fn check(what: &str, v: &[f32], expected: usize, dims: &[usize]) -> Result<()> {
 }
 
 impl DirectionWeights {
+    /// These weights with the matrices (`w`, `r`, `proj`) rounded to
+    /// `format`; biases and peepholes unchanged.
+    pub fn rounded(&self, format: WeightFormat) -> DirectionWeights {
+        let r = |v: &Vec<f32>| v.iter().map(|&x| format.round(x)).collect::<Vec<f32>>();
+        DirectionWeights {
+            w: r(&self.w),
+            r: r(&self.r),
+            wb: self.wb.clone(),
+            rb: self.rb.clone(),
+            peepholes: self.peepholes.clone(),
+            proj: self.proj.as_ref().map(r),
+        }
+    }
+
     /// Checks every shape against the configuration for layer `layer`.
     pub fn validate(&self, cfg: &Config, layer: usize) -> Result<()> {
         let g = cfg.cell.gates();

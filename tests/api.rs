@@ -149,3 +149,78 @@ fn empty_sequences_and_batches() {
     let (y, _) = m.forward(&Sequence::new(&[], 4, 0), None).unwrap();
     assert!(y.is_empty());
 }
+
+/// 16-bit weight storage: the matrices are rounded once, every kernel (the
+/// reference included) computes with the rounded values, kernel names say
+/// the format, and the model stays close to the f32 one (bf16 keeps 8
+/// significant bits: outputs here move by less than 2e-2).
+#[test]
+fn weight_formats_round_once_and_name_the_kernel() {
+    use fusedrnn::WeightFormat;
+    let name = "pt-lstm-l2-init-h16-i16-b3-t7";
+    let f32_model = model(name, Cell::Lstm);
+    let (tl, b, i) = (7, 3, f32_model.config().input_size);
+    let x = Rng(21).vec(tl * b * i, 1.0);
+    let seq = Sequence::new(&x, tl, b);
+    let (y32, _) = f32_model.forward(&seq, None).unwrap();
+    for fmt in [WeightFormat::F16, WeightFormat::Bf16] {
+        let m = f32_model.clone().with_weight_format(fmt).unwrap();
+        assert_eq!(m.weight_format(), fmt);
+        // The stored matrices are the rounded ones, biases untouched.
+        let (w0, r0) = (&f32_model.weights()[0], &m.weights()[0]);
+        assert!(r0.w.iter().zip(&w0.w).all(|(&a, &b)| a == fmt.round(b)));
+        assert_eq!(r0.wb, w0.wb);
+        assert!(r0.w != w0.w, "{fmt:?} rounding changed nothing");
+        // Rounding again to the same format is a no-op; to another, an error.
+        assert_eq!(
+            m.clone().with_weight_format(fmt).unwrap().weights(),
+            m.weights()
+        );
+        let other = if fmt == WeightFormat::F16 {
+            WeightFormat::Bf16
+        } else {
+            WeightFormat::F16
+        };
+        assert!(matches!(
+            m.clone().with_weight_format(other),
+            Err(fusedrnn::Error::Unsupported(_))
+        ));
+        let reference = m
+            .clone()
+            .with_kernel(fusedrnn::KernelFamily::Reference)
+            .unwrap();
+        let (yr, _) = reference.forward(&seq, None).unwrap();
+        for fam in fusedrnn::KernelFamily::available() {
+            let k = m.clone().with_kernel(fam).unwrap();
+            if fam != fusedrnn::KernelFamily::Reference {
+                assert!(k.kernel_name().contains(fmt.name()), "{}", k.kernel_name());
+                assert_eq!(
+                    k.recurrent_weight_bytes() * 2,
+                    f32_model
+                        .clone()
+                        .with_kernel(fam)
+                        .unwrap()
+                        .recurrent_weight_bytes()
+                );
+            }
+            let (y, _) = k.forward(&seq, None).unwrap();
+            for (a, r) in y.iter().zip(&yr) {
+                assert!(
+                    (a - r).abs() <= 5e-5 * r.abs().max(1.0),
+                    "{fam:?} {fmt:?}: {a} vs {r}"
+                );
+            }
+        }
+        let drift = yr
+            .iter()
+            .zip(&y32)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(
+            drift > 0.0 && drift < 2e-2,
+            "{fmt:?} moved outputs by {drift}"
+        );
+    }
+    assert_eq!(WeightFormat::from_name("bf16").unwrap(), WeightFormat::Bf16);
+    assert!(WeightFormat::from_name("int8").is_err());
+}

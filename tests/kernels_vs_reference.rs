@@ -1,6 +1,8 @@
 //! Every fast kernel family this host runs, against the scalar reference,
 //! on random models and shapes: H weighted toward lane boundaries, every
-//! cell feature, random lengths, both layouts, outputs pre-filled with NaN.
+//! cell feature, random lengths, both layouts, f32/f16/bf16 weight storage
+//! (the reference runs the same rounded weights), outputs pre-filled with
+//! NaN.
 //!
 //! Tolerance: `5e-5 * max(1, |reference|)`. The reference computes each
 //! step in f64; a fast kernel accumulates up to I + H products in f32
@@ -16,7 +18,7 @@ use common::Rng;
 
 use fusedrnn::{
     Activation, Activations, Cell, Config, Direction, DirectionWeights, GruReset, KernelFamily,
-    Layout, Rnn, Sequence, Workspace,
+    Layout, Rnn, Sequence, WeightFormat, Workspace,
 };
 use proptest::prelude::*;
 
@@ -37,6 +39,7 @@ struct Case {
     acts: Option<usize>,
     lengths: bool,
     batch_major: bool,
+    format: WeightFormat,
     seed: u64,
 }
 
@@ -74,6 +77,11 @@ fn case() -> impl Strategy<Value = Case> {
             any::<bool>(),
             any::<u64>(),
         ),
+        prop_oneof![
+            2 => Just(WeightFormat::F32),
+            1 => Just(WeightFormat::F16),
+            1 => Just(WeightFormat::Bf16)
+        ],
     )
         .prop_map(
             |(
@@ -90,6 +98,7 @@ fn case() -> impl Strategy<Value = Case> {
                     batch_major,
                     seed,
                 ),
+                format,
             )| {
                 let lstm = cell == Cell::Lstm;
                 Case {
@@ -112,6 +121,7 @@ fn case() -> impl Strategy<Value = Case> {
                     acts,
                     lengths,
                     batch_major,
+                    format,
                     seed,
                 }
             },
@@ -190,7 +200,9 @@ fn build(c: &Case) -> Rnn {
             }
         })
         .collect();
-    Rnn::new(cfg, weights).expect("valid case")
+    Rnn::new(cfg, weights)
+        .and_then(|m| m.with_weight_format(c.format))
+        .expect("valid case")
 }
 
 fn check(c: &Case) -> Result<(), TestCaseError> {
@@ -275,6 +287,7 @@ fn forced_families_are_checked() {
             acts: None,
             lengths: false,
             batch_major: false,
+            format: WeightFormat::F32,
             seed: 1,
         });
         match m.with_kernel(*f) {

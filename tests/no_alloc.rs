@@ -76,8 +76,16 @@ fn run_and_step_do_not_allocate() {
         .into_iter()
         .filter(|f| *f != KernelFamily::Reference)
     {
-        for (cell, layers, dir, proj) in configs {
-            let m = model(cell, layers, dir, proj).with_kernel(family).unwrap();
+        for ((cell, layers, dir, proj), fmt) in configs.into_iter().zip([
+            fusedrnn::WeightFormat::F32,
+            fusedrnn::WeightFormat::Bf16,
+            fusedrnn::WeightFormat::F16,
+            fusedrnn::WeightFormat::F32,
+        ]) {
+            let m = model(cell, layers, dir, proj)
+                .with_weight_format(fmt)
+                .and_then(|m| m.with_kernel(family))
+                .unwrap();
             let (t, b) = (7, 5);
             let x = vec![0.3f32; t * b * 24];
             let lengths = [7, 3, 0, 5, 7];

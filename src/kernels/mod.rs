@@ -15,7 +15,7 @@ use crate::simd::portable::Portable;
 #[cfg(target_arch = "x86_64")]
 use crate::simd::x86_64::{Avx2, Avx512};
 use crate::simd::Simd;
-use crate::weights::DirectionWeights;
+use crate::weights::{DirectionWeights, WeightFormat};
 use pack::{padded, Panels};
 use rnn::{Bufs, Ctx, XSrc};
 
@@ -86,17 +86,25 @@ pub(crate) struct DirPack {
 }
 
 impl DirPack {
-    pub(crate) fn new(cfg: &Config, w: &DirectionWeights, layer: usize, nr: usize) -> DirPack {
+    pub(crate) fn new(
+        cfg: &Config,
+        w: &DirectionWeights,
+        layer: usize,
+        nr: usize,
+        fmt: WeightFormat,
+    ) -> DirPack {
         let (h, g) = (cfg.hidden_size, cfg.cell.gates());
         let (inp, hout) = (cfg.layer_input_size(layer), cfg.output_size());
         let hp = h.div_ceil(nr) * nr;
-        let wp = Panels::pack(g, h, inp, nr, |gate, j, k| w.w[(gate * h + j) * inp + k]);
+        let wp = Panels::pack(g, h, inp, nr, fmt, |gate, j, k| {
+            w.w[(gate * h + j) * inp + k]
+        });
         let before = cfg.cell == Cell::Gru && cfg.gru_reset == GruReset::BeforeMatmul;
         let r_gates = if before { 2 } else { g };
-        let rp = Panels::pack(r_gates, h, hout, nr, |gate, j, k| {
+        let rp = Panels::pack(r_gates, h, hout, nr, fmt, |gate, j, k| {
             w.r[(gate * h + j) * hout + k]
         });
-        let rn = before.then(|| Panels::pack(1, h, h, nr, |_, j, k| w.r[(2 * h + j) * h + k]));
+        let rn = before.then(|| Panels::pack(1, h, h, nr, fmt, |_, j, k| w.r[(2 * h + j) * h + k]));
         let after = cfg.cell == Cell::Gru && !before;
         let mut bias = Vec::with_capacity(g * hp);
         for gate in 0..g {
@@ -120,7 +128,7 @@ impl DirPack {
         let proj = w
             .proj
             .as_ref()
-            .map(|p| Panels::pack(1, hout, h, nr, |_, j, k| p[j * h + k]));
+            .map(|p| Panels::pack(1, hout, h, nr, fmt, |_, j, k| p[j * h + k]));
         DirPack {
             w: wp,
             r: rp,
@@ -227,13 +235,18 @@ pub(crate) struct SeqArgs<'a> {
 }
 
 impl FastKernel {
-    pub(crate) fn new(cfg: &Config, weights: &[DirectionWeights], isa: Isa) -> FastKernel {
+    pub(crate) fn new(
+        cfg: &Config,
+        weights: &[DirectionWeights],
+        isa: Isa,
+        fmt: WeightFormat,
+    ) -> FastKernel {
         let nr = isa.nr();
         let dirs = cfg.num_directions();
         let packs = weights
             .iter()
             .enumerate()
-            .map(|(i, w)| DirPack::new(cfg, w, i / dirs, nr))
+            .map(|(i, w)| DirPack::new(cfg, w, i / dirs, nr, fmt))
             .collect();
         FastKernel { isa, packs }
     }
@@ -256,7 +269,7 @@ impl FastKernel {
             mats.extend(p.rn.as_ref());
             mats.extend(p.proj.as_ref());
             for m in mats {
-                let d = m.as_slice();
+                let d = m.raw();
                 sum += match self.isa {
                     Isa::Scalar => d.iter().sum(),
                     Isa::Portable(s) => rnn::stream_sum(s, d),
@@ -476,10 +489,10 @@ const CHUNK_AVX512: usize = 0;
 const CHUNK_AVX2: usize = 8192;
 
 /// The signature of an out-of-line [`rnn::dot`].
-type DotFn<S, const G: usize, const MB: usize, const NV: usize> =
+type DotFn<S, E, const G: usize, const MB: usize, const NV: usize> =
     unsafe fn(
         S,
-        *const f32,
+        *const E,
         usize,
         usize,
         [*const f32; MB],
@@ -494,9 +507,9 @@ macro_rules! kernel_impl {
             const HALF_ROWS: usize = $half;
             const CHUNK_BYTES: usize = $chunk;
             #[inline(always)]
-            unsafe fn dot_k<const G: usize, const MB: usize, const NV: usize>(
+            unsafe fn dot_k<E: rnn::Elem, const G: usize, const MB: usize, const NV: usize>(
                 self,
-                blk: *const f32,
+                blk: *const E,
                 k0: usize,
                 k1: usize,
                 rows: [*const f32; MB],
@@ -507,13 +520,13 @@ macro_rules! kernel_impl {
                     // and at batch 1 with a small H the call would cost
                     // more than it saves (gru-h64-b1: +25%).
                     // SAFETY: forwarded contract.
-                    return unsafe { rnn::dot::<$ty, G, MB, NV>(self, blk, k0, k1, rows, acc) };
+                    return unsafe { rnn::dot::<$ty, E, G, MB, NV>(self, blk, k0, k1, rows, acc) };
                 }
                 // rustc drops `#[inline(never)]` on `#[target_feature]`
                 // functions (1.95: no `noinline` in the IR) and LLVM then
                 // inlines them into the step; a call through an opaque
                 // pointer stays a call.
-                let f: DotFn<$ty, G, MB, NV> = std::hint::black_box($dot::<G, MB, NV>);
+                let f: DotFn<$ty, E, G, MB, NV> = std::hint::black_box($dot::<E, G, MB, NV>);
                 // SAFETY: forwarded contract; holding the token proves the
                 // CPU features.
                 unsafe { f(self, blk, k0, k1, rows, acc) }
@@ -541,16 +554,16 @@ macro_rules! entries {
         /// holds.
         #[target_feature(enable = $features)]
         #[inline(never)]
-        unsafe fn $dot<const G: usize, const MB: usize, const NV: usize>(
+        unsafe fn $dot<E: rnn::Elem, const G: usize, const MB: usize, const NV: usize>(
             s: $ty,
-            blk: *const f32,
+            blk: *const E,
             k0: usize,
             k1: usize,
             rows: [*const f32; MB],
             acc: [rnn::Acc<<$ty as Simd>::V, G, NV>; MB],
         ) -> [rnn::Acc<<$ty as Simd>::V, G, NV>; MB] {
             // SAFETY: forwarded contract.
-            unsafe { rnn::dot::<$ty, G, MB, NV>(s, blk, k0, k1, rows, acc) }
+            unsafe { rnn::dot::<$ty, E, G, MB, NV>(s, blk, k0, k1, rows, acc) }
         }
         kernel_impl!($ty, $dot, full: $full, half: $half, chunk: $chunk);
         /// # Safety
@@ -606,7 +619,7 @@ entries!(
     stream_avx2,
     dot_avx2,
     Avx2,
-    "avx2,fma",
+    "avx2,fma,f16c",
     // 16 registers: one whole-block LSTM row (8 sums) or 3 half-block rows (12).
     full: 1,
     half: 3,
@@ -616,16 +629,16 @@ entries!(
 /// Portable needs no features; its product is out of line for the same
 /// reason as the others' (see [`rnn::Kernel`]).
 #[inline(never)]
-unsafe fn dot_portable<const G: usize, const MB: usize, const NV: usize>(
+unsafe fn dot_portable<E: rnn::Elem, const G: usize, const MB: usize, const NV: usize>(
     s: Portable,
-    blk: *const f32,
+    blk: *const E,
     k0: usize,
     k1: usize,
     rows: [*const f32; MB],
     acc: [rnn::Acc<<Portable as Simd>::V, G, NV>; MB],
 ) -> [rnn::Acc<<Portable as Simd>::V, G, NV>; MB] {
     // SAFETY: forwarded contract.
-    unsafe { rnn::dot::<Portable, G, MB, NV>(s, blk, k0, k1, rows, acc) }
+    unsafe { rnn::dot::<Portable, E, G, MB, NV>(s, blk, k0, k1, rows, acc) }
 }
 
 // [f32; 8] "vectors": small tiles; the compiler maps them to whatever

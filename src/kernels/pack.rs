@@ -8,6 +8,8 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use crate::weights::WeightFormat;
+
 /// 64 bytes, 64-byte aligned: the storage unit that keeps every panel
 /// aligned to a cache line.
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -42,10 +44,12 @@ impl std::fmt::Debug for AlignedBuf {
     }
 }
 
-/// Gate-interleaved panels of one weight matrix, packed for one `NR`.
+/// Gate-interleaved panels of one weight matrix, packed for one `NR`, in
+/// f32 or a 16-bit storage format.
 #[derive(Clone, Debug)]
 pub(crate) struct Panels {
     data: AlignedBuf,
+    format: WeightFormat,
     /// Gates per block.
     pub(crate) g: usize,
     /// Reduction length (the input the matrix multiplies).
@@ -58,29 +62,42 @@ pub(crate) struct Panels {
 
 impl Panels {
     /// Packs `g` gates of `h` units over `k` inputs; `weight(gate, unit, kk)`
-    /// gives the canonical weight.
+    /// gives the canonical weight, stored in `format` (rounded to nearest,
+    /// ties to even, for the 16-bit formats).
     pub(crate) fn pack(
         g: usize,
         h: usize,
         k: usize,
         nr: usize,
+        format: WeightFormat,
         weight: impl Fn(usize, usize, usize) -> f32,
     ) -> Panels {
         let blocks = h.div_ceil(nr);
-        let mut data = AlignedBuf::zeroed(blocks * k * g * nr);
-        let d = data.as_mut_slice();
+        let elems = blocks * k * g * nr;
+        let mut vals = vec![0.0f32; elems];
         for b in 0..blocks {
             for kk in 0..k {
                 for gate in 0..g {
                     let base = ((b * k + kk) * g + gate) * nr;
                     for u in 0..nr.min(h - b * nr) {
-                        d[base + u] = weight(gate, b * nr + u, kk);
+                        vals[base + u] = weight(gate, b * nr + u, kk);
                     }
+                }
+            }
+        }
+        let mut data = AlignedBuf::zeroed((elems * format.bytes()).div_ceil(4));
+        match format {
+            WeightFormat::F32 => data.as_mut_slice().copy_from_slice(&vals),
+            WeightFormat::Bf16 | WeightFormat::F16 => {
+                let d: &mut [u16] = bytemuck::cast_slice_mut(data.as_mut_slice());
+                for (o, &x) in d.iter_mut().zip(&vals) {
+                    *o = format.bits16(x);
                 }
             }
         }
         Panels {
             data,
+            format,
             g,
             k,
             nr,
@@ -88,19 +105,31 @@ impl Panels {
         }
     }
 
-    /// Floats in one block.
+    /// Elements in one block.
     pub(crate) fn block_len(&self) -> usize {
         self.k * self.g * self.nr
     }
 
-    /// The whole packed buffer (`blocks * block_len()` floats).
-    pub(crate) fn as_slice(&self) -> &[f32] {
+    /// The storage format.
+    pub(crate) fn format(&self) -> WeightFormat {
+        self.format
+    }
+
+    /// The first element, as the storage type `E` (f32 for
+    /// [`WeightFormat::F32`], a 16-bit type for the others).
+    pub(crate) fn ptr<E>(&self) -> *const E {
+        self.data.as_slice().as_ptr().cast()
+    }
+
+    /// The packed storage viewed as f32 words (16-bit formats: two elements
+    /// a word), for streaming its bytes once.
+    pub(crate) fn raw(&self) -> &[f32] {
         self.data.as_slice()
     }
 
     /// Bytes of packed weights.
     pub(crate) fn bytes(&self) -> usize {
-        self.as_slice().len() * 4
+        self.blocks * self.block_len() * self.format.bytes()
     }
 }
 

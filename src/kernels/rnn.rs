@@ -33,6 +33,7 @@ use super::DirPack;
 use crate::activations::{activation_v, sigmoid_v, tanh_v};
 use crate::config::{Activations, Cell, Config, GruReset};
 use crate::simd::Simd;
+use crate::weights::WeightFormat;
 
 /// `[gate][vector]` accumulators for one row: `NV` = 2 vectors per gate
 /// (a whole block of `NR = 2 * LANES` units) or 1 (half a block).
@@ -180,14 +181,94 @@ pub(crate) trait Kernel: Simd {
     ///
     /// # Safety
     /// As for [`dot`].
-    unsafe fn dot_k<const G: usize, const MB: usize, const NV: usize>(
+    unsafe fn dot_k<E: Elem, const G: usize, const MB: usize, const NV: usize>(
         self,
-        blk: *const f32,
+        blk: *const E,
         k0: usize,
         k1: usize,
         rows: [*const f32; MB],
         acc: [Acc<Self::V, G, NV>; MB],
     ) -> [Acc<Self::V, G, NV>; MB];
+}
+
+/// A panel element: f32, or a 16-bit format widened to f32 exactly as it
+/// is loaded (compute and state stay f32).
+pub(crate) trait Elem: Copy {
+    /// Loads `LANES` elements as f32.
+    ///
+    /// # Safety
+    /// `p` is valid for reading `LANES` elements.
+    unsafe fn load<S: Simd>(s: S, p: *const Self) -> S::V;
+}
+
+impl Elem for f32 {
+    #[inline(always)]
+    unsafe fn load<S: Simd>(s: S, p: *const f32) -> S::V {
+        // SAFETY: forwarded contract.
+        unsafe { s.load(p) }
+    }
+}
+
+/// A bf16 panel element (the high half of an f32).
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub(crate) struct Bf16(#[allow(dead_code)] u16);
+
+impl Elem for Bf16 {
+    #[inline(always)]
+    unsafe fn load<S: Simd>(s: S, p: *const Bf16) -> S::V {
+        // SAFETY: forwarded contract; Bf16 is a transparent u16.
+        unsafe { s.load_bf16(p.cast()) }
+    }
+}
+
+/// An IEEE binary16 panel element.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub(crate) struct F16(#[allow(dead_code)] u16);
+
+impl Elem for F16 {
+    #[inline(always)]
+    unsafe fn load<S: Simd>(s: S, p: *const F16) -> S::V {
+        // SAFETY: forwarded contract; F16 is a transparent u16.
+        unsafe { s.load_f16(p.cast()) }
+    }
+}
+
+/// [`Kernel::dot_k`] over block `blk` of `p` (from vector `v0` of each
+/// gate), in the panel's storage format: the format is matched once per
+/// call, outside the product loop.
+///
+/// # Safety
+/// As for [`dot`]: `blk < p.blocks`, `k1 <= p.k`, `v0 + NV <= 2`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn dot_panel<S: Kernel, const G: usize, const MB: usize, const NV: usize>(
+    s: S,
+    p: &Panels,
+    blk: usize,
+    v0: usize,
+    k0: usize,
+    k1: usize,
+    rows: [*const f32; MB],
+    acc: [Acc<S::V, G, NV>; MB],
+) -> [Acc<S::V, G, NV>; MB] {
+    let at = blk * p.block_len() + v0 * S::LANES;
+    // SAFETY: `at` is inside the panel's storage (forwarded contract); the
+    // pointer's element type is the panel's format.
+    unsafe {
+        match p.format() {
+            WeightFormat::F32 => {
+                s.dot_k::<f32, G, MB, NV>(p.ptr::<f32>().add(at), k0, k1, rows, acc)
+            }
+            WeightFormat::Bf16 => {
+                s.dot_k::<Bf16, G, MB, NV>(p.ptr::<Bf16>().add(at), k0, k1, rows, acc)
+            }
+            WeightFormat::F16 => {
+                s.dot_k::<F16, G, MB, NV>(p.ptr::<F16>().add(at), k0, k1, rows, acc)
+            }
+        }
+    }
 }
 
 /// `acc[m][g][v] += sum_{k0 <= kk < k1} panel[kk][g][v] * rows[m][kk]` over
@@ -198,9 +279,9 @@ pub(crate) trait Kernel: Simd {
 /// and at least `k1` rows (plus `LANES` floats when `NV = 1` reads the
 /// second half); each `rows[m]` is valid for reading `k1` floats.
 #[inline(always)]
-pub(crate) unsafe fn dot<S: Simd, const G: usize, const MB: usize, const NV: usize>(
+pub(crate) unsafe fn dot<S: Simd, E: Elem, const G: usize, const MB: usize, const NV: usize>(
     s: S,
-    blk: *const f32,
+    blk: *const E,
     k0: usize,
     k1: usize,
     rows: [*const f32; MB],
@@ -219,8 +300,8 @@ pub(crate) unsafe fn dot<S: Simd, const G: usize, const MB: usize, const NV: usi
         // registers are the MB*G*NV sums, MB broadcasts and one weight.
         for g in 0..G {
             for v in 0..NV {
-                // SAFETY: kk < k1 <= K, so the G*NR floats at `wp` are in the block.
-                let w = unsafe { s.load(wp.add(g * nr + v * l)) };
+                // SAFETY: kk < k1 <= K, so the G*NR weights at `wp` are in the block.
+                let w = unsafe { E::load(s, wp.add(g * nr + v * l)) };
                 for m in 0..MB {
                     acc[m][g][v] = s.mul_add(w, x[m], acc[m][g][v]);
                 }
@@ -304,15 +385,7 @@ unsafe fn x_part<S: Kernel, const G: usize, const MB: usize, const NV: usize>(
             let ptrs = std::array::from_fn(|m| unsafe { base.add(*off.add(rows[m])) });
             let w = &ctx.p.w;
             // SAFETY: block `blk` of the W panels has K = In rows.
-            unsafe {
-                s.dot_k::<G, MB, NV>(
-                    w.as_slice().as_ptr().add(blk * w.block_len() + v0 * l),
-                    0,
-                    ctx.inp,
-                    ptrs,
-                    zero,
-                )
-            }
+            unsafe { dot_panel::<S, G, MB, NV>(s, w, blk, v0, 0, ctx.inp, ptrs, zero) }
         }
     }
 }
@@ -351,15 +424,7 @@ unsafe fn lstm_tile<S: Kernel, const MB: usize, const NV: usize, const DEF: bool
     let hrows = std::array::from_fn(|m| b.h_prev.wrapping_add(rows[m] * b.hstride));
     let r = &p.r;
     // SAFETY: block `blk` of R has K = Hout >= k1 rows; h rows hold Hout floats.
-    let acc = unsafe {
-        s.dot_k::<4, MB, NV>(
-            r.as_slice().as_ptr().add(blk * r.block_len() + v0 * l),
-            ch.k0,
-            ch.k1,
-            hrows,
-            init,
-        )
-    };
+    let acc = unsafe { dot_panel::<S, 4, MB, NV>(s, r, blk, v0, ch.k0, ch.k1, hrows, init) };
     if !ch.last {
         // SAFETY: forwarded contract.
         unsafe { park::<S, 4, MB, NV>(s, b, rows, 0, v0, &acc) };
@@ -443,15 +508,7 @@ unsafe fn gru_after_tile<S: Kernel, const MB: usize, const NV: usize, const DEF:
     let hrows = std::array::from_fn(|m| b.h_prev.wrapping_add(rows[m] * b.hstride));
     let r = &p.r;
     // SAFETY: block `blk` of R has K = H >= k1 rows; h rows hold H floats.
-    let acc = unsafe {
-        s.dot_k::<3, MB, NV>(
-            r.as_slice().as_ptr().add(blk * r.block_len() + v0 * l),
-            ch.k0,
-            ch.k1,
-            hrows,
-            init,
-        )
-    };
+    let acc = unsafe { dot_panel::<S, 3, MB, NV>(s, r, blk, v0, ch.k0, ch.k1, hrows, init) };
     if !ch.last {
         // SAFETY: forwarded contract.
         unsafe {
@@ -523,15 +580,7 @@ unsafe fn gru_before_zr_tile<S: Kernel, const MB: usize, const NV: usize, const 
     let hrows = std::array::from_fn(|m| b.h_prev.wrapping_add(rows[m] * b.hstride));
     let r = &p.r;
     // SAFETY: block `blk` of R_zr has K = H >= k1 rows; h rows hold H floats.
-    let acc = unsafe {
-        s.dot_k::<2, MB, NV>(
-            r.as_slice().as_ptr().add(blk * r.block_len() + v0 * l),
-            ch.k0,
-            ch.k1,
-            hrows,
-            init,
-        )
-    };
+    let acc = unsafe { dot_panel::<S, 2, MB, NV>(s, r, blk, v0, ch.k0, ch.k1, hrows, init) };
     if !ch.last {
         // SAFETY: forwarded contract.
         unsafe { park::<S, 2, MB, NV>(s, b, rows, 0, v0, &acc) };
@@ -593,15 +642,7 @@ unsafe fn gru_before_n_tile<S: Kernel, const MB: usize, const NV: usize, const D
     let rh = std::array::from_fn(|m| b.aux.cast_const().wrapping_add(rows[m] * hp));
     let rn = p.rn.as_ref().expect("reset-before GRU has R_n panels");
     // SAFETY: block `blk` of R_n has K = H >= k1 rows; r ⊙ h rows hold Hp floats.
-    let acc = unsafe {
-        s.dot_k::<1, MB, NV>(
-            rn.as_slice().as_ptr().add(blk * rn.block_len() + v0 * l),
-            ch.k0,
-            ch.k1,
-            rh,
-            init,
-        )
-    };
+    let acc = unsafe { dot_panel::<S, 1, MB, NV>(s, rn, blk, v0, ch.k0, ch.k1, rh, init) };
     if !ch.last {
         // SAFETY: forwarded contract.
         unsafe { park::<S, 1, MB, NV>(s, b, rows, 0, v0, &acc) };
@@ -657,15 +698,7 @@ unsafe fn proj_tile<S: Kernel, const MB: usize, const NV: usize>(
         unsafe { resume::<S, 1, MB, NV>(s, b, rows, 0, v0) }
     };
     // SAFETY: block `blk` of the projection has K = H >= k1 rows; h_full rows hold Hp floats.
-    let acc = unsafe {
-        s.dot_k::<1, MB, NV>(
-            pr.as_slice().as_ptr().add(blk * pr.block_len() + v0 * l),
-            ch.k0,
-            ch.k1,
-            src,
-            init,
-        )
-    };
+    let acc = unsafe { dot_panel::<S, 1, MB, NV>(s, pr, blk, v0, ch.k0, ch.k1, src, init) };
     if !ch.last {
         // SAFETY: forwarded contract.
         unsafe { park::<S, 1, MB, NV>(s, b, rows, 0, v0, &acc) };
@@ -1112,15 +1145,7 @@ unsafe fn project_tile<S: Kernel, const G: usize, const MB: usize, const NV: usi
         }
     }
     // SAFETY: block `blk` has K = In >= k1 rows; each x row holds In floats.
-    let acc = unsafe {
-        s.dot_k::<G, MB, NV>(
-            w.as_slice().as_ptr().add(blk * w.block_len() + v0 * l),
-            k0,
-            k1,
-            rows,
-            acc,
-        )
-    };
+    let acc = unsafe { dot_panel::<S, G, MB, NV>(s, w, blk, v0, k0, k1, rows, acc) };
     for m in 0..MB {
         for g in 0..G {
             for v in 0..NV {

@@ -31,6 +31,17 @@ pub(crate) trait Simd: Copy {
     /// # Safety
     /// `p` must be valid for reading `LANES` f32 (no alignment required).
     unsafe fn load(self, p: *const f32) -> Self::V;
+    /// Loads `LANES` bf16 values (the high 16 bits of an f32) widened to
+    /// f32, exactly.
+    ///
+    /// # Safety
+    /// `p` must be valid for reading `LANES` u16 (no alignment required).
+    unsafe fn load_bf16(self, p: *const u16) -> Self::V;
+    /// Loads `LANES` IEEE binary16 values widened to f32, exactly.
+    ///
+    /// # Safety
+    /// `p` must be valid for reading `LANES` u16 (no alignment required).
+    unsafe fn load_f16(self, p: *const u16) -> Self::V;
     /// Stores `LANES` floats.
     ///
     /// # Safety

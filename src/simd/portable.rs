@@ -51,6 +51,18 @@ impl Simd for Portable {
         unsafe { std::ptr::read_unaligned(p as *const [f32; 8]) }
     }
     #[inline(always)]
+    unsafe fn load_bf16(self, p: *const u16) -> [f32; 8] {
+        // SAFETY: the caller guarantees 8 readable u16 at `p`.
+        let v = unsafe { std::ptr::read_unaligned(p as *const [u16; 8]) };
+        v.map(|b| f32::from_bits(u32::from(b) << 16))
+    }
+    #[inline(always)]
+    unsafe fn load_f16(self, p: *const u16) -> [f32; 8] {
+        // SAFETY: the caller guarantees 8 readable u16 at `p`.
+        let v = unsafe { std::ptr::read_unaligned(p as *const [u16; 8]) };
+        v.map(|b| half::f16::from_bits(b).to_f32())
+    }
+    #[inline(always)]
     unsafe fn store(self, p: *mut f32, v: [f32; 8]) {
         // SAFETY: the caller guarantees 8 writable floats at `p`.
         unsafe { std::ptr::write_unaligned(p as *mut [f32; 8], v) }
@@ -129,6 +141,16 @@ impl Simd for Scalar {
     unsafe fn load(self, p: *const f32) -> f32 {
         // SAFETY: the caller guarantees one readable float at `p`.
         unsafe { p.read_unaligned() }
+    }
+    #[inline(always)]
+    unsafe fn load_bf16(self, p: *const u16) -> f32 {
+        // SAFETY: the caller guarantees one readable u16 at `p`.
+        f32::from_bits(u32::from(unsafe { p.read_unaligned() }) << 16)
+    }
+    #[inline(always)]
+    unsafe fn load_f16(self, p: *const u16) -> f32 {
+        // SAFETY: the caller guarantees one readable u16 at `p`.
+        half::f16::from_bits(unsafe { p.read_unaligned() }).to_f32()
     }
     #[inline(always)]
     unsafe fn store(self, p: *mut f32, v: f32) {

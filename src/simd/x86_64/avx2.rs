@@ -4,14 +4,18 @@ use std::arch::x86_64::*;
 
 use crate::simd::Simd;
 
-/// Proof that the CPU supports AVX2 and FMA. Only [`Avx2::new`] creates one.
+/// Proof that the CPU supports AVX2, FMA and F16C (every AVX2 CPU from Intel
+/// and AMD has F16C). Only [`Avx2::new`] creates one.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Avx2(());
 
 impl Avx2 {
     /// The token, if this CPU has the features.
     pub(crate) fn new() -> Option<Avx2> {
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        if is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c")
+        {
             Some(Avx2(()))
         } else {
             None
@@ -40,6 +44,21 @@ impl Simd for Avx2 {
     unsafe fn load(self, p: *const f32) -> __m256 {
         // SAFETY: the caller guarantees 8 readable floats; the token proves AVX2.
         unsafe { _mm256_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn load_bf16(self, p: *const u16) -> __m256 {
+        // SAFETY: the caller guarantees 8 readable u16 (16 bytes); the
+        // token proves AVX2.
+        unsafe {
+            let h = _mm_loadu_si128(p as *const __m128i);
+            _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h)))
+        }
+    }
+    #[inline(always)]
+    unsafe fn load_f16(self, p: *const u16) -> __m256 {
+        // SAFETY: the caller guarantees 8 readable u16 (16 bytes); the
+        // token proves F16C.
+        unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i)) }
     }
     #[inline(always)]
     unsafe fn store(self, p: *mut f32, v: __m256) {
