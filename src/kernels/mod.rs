@@ -495,6 +495,7 @@ type DotFn<S, E, const G: usize, const MB: usize, const NV: usize> =
         *const E,
         usize,
         usize,
+        usize,
         [*const f32; MB],
         [rnn::Acc<<S as Simd>::V, G, NV>; MB],
     ) -> [rnn::Acc<<S as Simd>::V, G, NV>; MB];
@@ -510,6 +511,7 @@ macro_rules! kernel_impl {
             unsafe fn dot_k<E: rnn::Elem, const G: usize, const MB: usize, const NV: usize>(
                 self,
                 blk: *const E,
+                v0: usize,
                 k0: usize,
                 k1: usize,
                 rows: [*const f32; MB],
@@ -520,7 +522,9 @@ macro_rules! kernel_impl {
                     // and at batch 1 with a small H the call would cost
                     // more than it saves (gru-h64-b1: +25%).
                     // SAFETY: forwarded contract.
-                    return unsafe { rnn::dot::<$ty, E, G, MB, NV>(self, blk, k0, k1, rows, acc) };
+                    return unsafe {
+                        rnn::dot::<$ty, E, G, MB, NV>(self, blk, v0, k0, k1, rows, acc)
+                    };
                 }
                 // rustc drops `#[inline(never)]` on `#[target_feature]`
                 // functions (1.95: no `noinline` in the IR) and LLVM then
@@ -529,7 +533,7 @@ macro_rules! kernel_impl {
                 let f: DotFn<$ty, E, G, MB, NV> = std::hint::black_box($dot::<E, G, MB, NV>);
                 // SAFETY: forwarded contract; holding the token proves the
                 // CPU features.
-                unsafe { f(self, blk, k0, k1, rows, acc) }
+                unsafe { f(self, blk, v0, k0, k1, rows, acc) }
             }
         }
     };
@@ -557,13 +561,14 @@ macro_rules! entries {
         unsafe fn $dot<E: rnn::Elem, const G: usize, const MB: usize, const NV: usize>(
             s: $ty,
             blk: *const E,
+            v0: usize,
             k0: usize,
             k1: usize,
             rows: [*const f32; MB],
             acc: [rnn::Acc<<$ty as Simd>::V, G, NV>; MB],
         ) -> [rnn::Acc<<$ty as Simd>::V, G, NV>; MB] {
             // SAFETY: forwarded contract.
-            unsafe { rnn::dot::<$ty, E, G, MB, NV>(s, blk, k0, k1, rows, acc) }
+            unsafe { rnn::dot::<$ty, E, G, MB, NV>(s, blk, v0, k0, k1, rows, acc) }
         }
         kernel_impl!($ty, $dot, full: $full, half: $half, chunk: $chunk);
         /// # Safety
@@ -632,13 +637,14 @@ entries!(
 unsafe fn dot_portable<E: rnn::Elem, const G: usize, const MB: usize, const NV: usize>(
     s: Portable,
     blk: *const E,
+    v0: usize,
     k0: usize,
     k1: usize,
     rows: [*const f32; MB],
     acc: [rnn::Acc<<Portable as Simd>::V, G, NV>; MB],
 ) -> [rnn::Acc<<Portable as Simd>::V, G, NV>; MB] {
     // SAFETY: forwarded contract.
-    unsafe { rnn::dot::<Portable, E, G, MB, NV>(s, blk, k0, k1, rows, acc) }
+    unsafe { rnn::dot::<Portable, E, G, MB, NV>(s, blk, v0, k0, k1, rows, acc) }
 }
 
 // [f32; 8] "vectors": small tiles; the compiler maps them to whatever

@@ -88,10 +88,21 @@ impl Panels {
         let mut data = AlignedBuf::zeroed((elems * format.bytes()).div_ceil(4));
         match format {
             WeightFormat::F32 => data.as_mut_slice().copy_from_slice(&vals),
-            WeightFormat::Bf16 | WeightFormat::F16 => {
+            WeightFormat::F16 => {
                 let d: &mut [u16] = bytemuck::cast_slice_mut(data.as_mut_slice());
                 for (o, &x) in d.iter_mut().zip(&vals) {
                     *o = format.bits16(x);
+                }
+            }
+            WeightFormat::Bf16 => {
+                // Each gate's NR units as NR/2 pairs (unit i, unit NR/2 + i):
+                // one full-width load gives both vectors (see `rnn::Bf16`).
+                let d: &mut [u16] = bytemuck::cast_slice_mut(data.as_mut_slice());
+                let half = nr / 2;
+                for (run, o) in vals.chunks_exact(nr).zip(d.chunks_exact_mut(nr)) {
+                    for (u, &x) in run.iter().enumerate() {
+                        o[2 * (u % half) + u / half] = format.bits16(x);
+                    }
                 }
             }
         }

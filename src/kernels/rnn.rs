@@ -184,6 +184,7 @@ pub(crate) trait Kernel: Simd {
     unsafe fn dot_k<E: Elem, const G: usize, const MB: usize, const NV: usize>(
         self,
         blk: *const E,
+        v0: usize,
         k0: usize,
         k1: usize,
         rows: [*const f32; MB],
@@ -194,31 +195,35 @@ pub(crate) trait Kernel: Simd {
 /// A panel element: f32, or a 16-bit format widened to f32 exactly as it
 /// is loaded (compute and state stay f32).
 pub(crate) trait Elem: Copy {
-    /// Loads `LANES` elements as f32.
+    /// Loads vector `v` (0 or 1) of one gate's `NR = 2 * LANES` elements
+    /// starting at `gate`, as f32.
     ///
     /// # Safety
-    /// `p` is valid for reading `LANES` elements.
-    unsafe fn load<S: Simd>(s: S, p: *const Self) -> S::V;
+    /// `gate` is valid for reading `2 * LANES` elements.
+    unsafe fn load_v<S: Simd>(s: S, gate: *const Self, v: usize) -> S::V;
 }
 
 impl Elem for f32 {
     #[inline(always)]
-    unsafe fn load<S: Simd>(s: S, p: *const f32) -> S::V {
-        // SAFETY: forwarded contract.
-        unsafe { s.load(p) }
+    unsafe fn load_v<S: Simd>(s: S, gate: *const f32, v: usize) -> S::V {
+        // SAFETY: forwarded contract; v < 2.
+        unsafe { s.load(gate.add(v * S::LANES)) }
     }
 }
 
-/// A bf16 panel element (the high half of an f32).
+/// A bf16 panel element (the high half of an f32). Bf16 panels store each
+/// gate's `NR` units as `LANES` pairs (unit `i`, unit `LANES + i`), so both
+/// vectors come from one full-width load, one by a shift and one by a mask
+/// (see [`super::pack::Panels::pack`]).
 #[derive(Clone, Copy)]
 #[repr(transparent)]
 pub(crate) struct Bf16(#[allow(dead_code)] u16);
 
 impl Elem for Bf16 {
     #[inline(always)]
-    unsafe fn load<S: Simd>(s: S, p: *const Bf16) -> S::V {
+    unsafe fn load_v<S: Simd>(s: S, gate: *const Bf16, v: usize) -> S::V {
         // SAFETY: forwarded contract; Bf16 is a transparent u16.
-        unsafe { s.load_bf16(p.cast()) }
+        unsafe { s.load_bf16_pair(gate.cast(), v == 1) }
     }
 }
 
@@ -229,9 +234,9 @@ pub(crate) struct F16(#[allow(dead_code)] u16);
 
 impl Elem for F16 {
     #[inline(always)]
-    unsafe fn load<S: Simd>(s: S, p: *const F16) -> S::V {
-        // SAFETY: forwarded contract; F16 is a transparent u16.
-        unsafe { s.load_f16(p.cast()) }
+    unsafe fn load_v<S: Simd>(s: S, gate: *const F16, v: usize) -> S::V {
+        // SAFETY: forwarded contract; F16 is a transparent u16; v < 2.
+        unsafe { s.load_f16(gate.add(v * S::LANES).cast()) }
     }
 }
 
@@ -253,33 +258,67 @@ unsafe fn dot_panel<S: Kernel, const G: usize, const MB: usize, const NV: usize>
     rows: [*const f32; MB],
     acc: [Acc<S::V, G, NV>; MB],
 ) -> [Acc<S::V, G, NV>; MB] {
-    let at = blk * p.block_len() + v0 * S::LANES;
+    let at = blk * p.block_len();
     // SAFETY: `at` is inside the panel's storage (forwarded contract); the
     // pointer's element type is the panel's format.
     unsafe {
         match p.format() {
             WeightFormat::F32 => {
-                s.dot_k::<f32, G, MB, NV>(p.ptr::<f32>().add(at), k0, k1, rows, acc)
+                s.dot_k::<f32, G, MB, NV>(p.ptr::<f32>().add(at), v0, k0, k1, rows, acc)
             }
             WeightFormat::Bf16 => {
-                s.dot_k::<Bf16, G, MB, NV>(p.ptr::<Bf16>().add(at), k0, k1, rows, acc)
+                s.dot_k::<Bf16, G, MB, NV>(p.ptr::<Bf16>().add(at), v0, k0, k1, rows, acc)
             }
             WeightFormat::F16 => {
-                s.dot_k::<F16, G, MB, NV>(p.ptr::<F16>().add(at), k0, k1, rows, acc)
+                s.dot_k::<F16, G, MB, NV>(p.ptr::<F16>().add(at), v0, k0, k1, rows, acc)
             }
         }
     }
 }
 
-/// `acc[m][g][v] += sum_{k0 <= kk < k1} panel[kk][g][v] * rows[m][kk]` over
-/// one block, or over its second half when `blk` is offset by `LANES`.
+/// `acc[m][g][v] += sum_{k0 <= kk < k1} panel[kk][g][v0 + v] * rows[m][kk]`
+/// over one block: both vectors of each gate (`NV = 2`, `v0 = 0`) or one
+/// (`NV = 1`, `v0` 0 or 1).
 ///
 /// # Safety
 /// `blk` points to a block of a [`Panels`] with `G` gates, `NR = 2 * LANES`
-/// and at least `k1` rows (plus `LANES` floats when `NV = 1` reads the
-/// second half); each `rows[m]` is valid for reading `k1` floats.
+/// and at least `k1` rows; `v0 + NV <= 2`; each `rows[m]` is valid for
+/// reading `k1` floats.
 #[inline(always)]
 pub(crate) unsafe fn dot<S: Simd, E: Elem, const G: usize, const MB: usize, const NV: usize>(
+    s: S,
+    blk: *const E,
+    v0: usize,
+    k0: usize,
+    k1: usize,
+    rows: [*const f32; MB],
+    acc: [Acc<S::V, G, NV>; MB],
+) -> [Acc<S::V, G, NV>; MB] {
+    // The vector index as a constant inside the loop, so the element's
+    // load (a bf16 pair's shift or mask) is fixed at compile time.
+    // SAFETY: forwarded contract.
+    unsafe {
+        if NV == 1 && v0 == 1 {
+            dot_v0::<S, E, G, MB, NV, 1>(s, blk, k0, k1, rows, acc)
+        } else {
+            dot_v0::<S, E, G, MB, NV, 0>(s, blk, k0, k1, rows, acc)
+        }
+    }
+}
+
+/// [`dot`] for a constant `V0`.
+///
+/// # Safety
+/// As for [`dot`].
+#[inline(always)]
+unsafe fn dot_v0<
+    S: Simd,
+    E: Elem,
+    const G: usize,
+    const MB: usize,
+    const NV: usize,
+    const V0: usize,
+>(
     s: S,
     blk: *const E,
     k0: usize,
@@ -301,7 +340,7 @@ pub(crate) unsafe fn dot<S: Simd, E: Elem, const G: usize, const MB: usize, cons
         for g in 0..G {
             for v in 0..NV {
                 // SAFETY: kk < k1 <= K, so the G*NR weights at `wp` are in the block.
-                let w = unsafe { E::load(s, wp.add(g * nr + v * l)) };
+                let w = unsafe { E::load_v(s, wp.add(g * nr), V0 + v) };
                 for m in 0..MB {
                     acc[m][g][v] = s.mul_add(w, x[m], acc[m][g][v]);
                 }

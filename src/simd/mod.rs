@@ -31,12 +31,14 @@ pub(crate) trait Simd: Copy {
     /// # Safety
     /// `p` must be valid for reading `LANES` f32 (no alignment required).
     unsafe fn load(self, p: *const f32) -> Self::V;
-    /// Loads `LANES` bf16 values (the high 16 bits of an f32) widened to
-    /// f32, exactly.
+    /// Loads `2 * LANES` bf16 values (the high 16 bits of an f32) stored as
+    /// `LANES` pairs and returns one member of each pair widened to f32,
+    /// exactly: the first of each pair if `!second`, else the second. One
+    /// full-width load and one shift or mask, no cross-lane widening.
     ///
     /// # Safety
-    /// `p` must be valid for reading `LANES` u16 (no alignment required).
-    unsafe fn load_bf16(self, p: *const u16) -> Self::V;
+    /// `p` must be valid for reading `2 * LANES` u16 (no alignment required).
+    unsafe fn load_bf16_pair(self, p: *const u16, second: bool) -> Self::V;
     /// Loads `LANES` IEEE binary16 values widened to f32, exactly.
     ///
     /// # Safety

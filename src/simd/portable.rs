@@ -51,10 +51,11 @@ impl Simd for Portable {
         unsafe { std::ptr::read_unaligned(p as *const [f32; 8]) }
     }
     #[inline(always)]
-    unsafe fn load_bf16(self, p: *const u16) -> [f32; 8] {
-        // SAFETY: the caller guarantees 8 readable u16 at `p`.
-        let v = unsafe { std::ptr::read_unaligned(p as *const [u16; 8]) };
-        v.map(|b| f32::from_bits(u32::from(b) << 16))
+    unsafe fn load_bf16_pair(self, p: *const u16, second: bool) -> [f32; 8] {
+        // SAFETY: the caller guarantees 16 readable u16 at `p`.
+        let v = unsafe { std::ptr::read_unaligned(p as *const [u16; 16]) };
+        let k = usize::from(second);
+        std::array::from_fn(|i| f32::from_bits(u32::from(v[2 * i + k]) << 16))
     }
     #[inline(always)]
     unsafe fn load_f16(self, p: *const u16) -> [f32; 8] {
@@ -143,9 +144,10 @@ impl Simd for Scalar {
         unsafe { p.read_unaligned() }
     }
     #[inline(always)]
-    unsafe fn load_bf16(self, p: *const u16) -> f32 {
-        // SAFETY: the caller guarantees one readable u16 at `p`.
-        f32::from_bits(u32::from(unsafe { p.read_unaligned() }) << 16)
+    unsafe fn load_bf16_pair(self, p: *const u16, second: bool) -> f32 {
+        // SAFETY: the caller guarantees two readable u16 at `p`.
+        let b = unsafe { p.add(usize::from(second)).read_unaligned() };
+        f32::from_bits(u32::from(b) << 16)
     }
     #[inline(always)]
     unsafe fn load_f16(self, p: *const u16) -> f32 {

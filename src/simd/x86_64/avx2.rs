@@ -46,12 +46,17 @@ impl Simd for Avx2 {
         unsafe { _mm256_loadu_ps(p) }
     }
     #[inline(always)]
-    unsafe fn load_bf16(self, p: *const u16) -> __m256 {
-        // SAFETY: the caller guarantees 8 readable u16 (16 bytes); the
+    unsafe fn load_bf16_pair(self, p: *const u16, second: bool) -> __m256 {
+        // SAFETY: the caller guarantees 16 readable u16 (32 bytes); the
         // token proves AVX2.
         unsafe {
-            let h = _mm_loadu_si128(p as *const __m128i);
-            _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h)))
+            let x = _mm256_loadu_si256(p as *const __m256i);
+            let bits = if second {
+                _mm256_and_si256(x, _mm256_set1_epi32(0xffff_0000_u32 as i32))
+            } else {
+                _mm256_slli_epi32::<16>(x)
+            };
+            _mm256_castsi256_ps(bits)
         }
     }
     #[inline(always)]

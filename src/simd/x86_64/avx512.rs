@@ -40,12 +40,17 @@ impl Simd for Avx512 {
         unsafe { _mm512_loadu_ps(p) }
     }
     #[inline(always)]
-    unsafe fn load_bf16(self, p: *const u16) -> __m512 {
-        // SAFETY: the caller guarantees 16 readable u16 (32 bytes); the
+    unsafe fn load_bf16_pair(self, p: *const u16, second: bool) -> __m512 {
+        // SAFETY: the caller guarantees 32 readable u16 (64 bytes); the
         // token proves AVX-512F.
         unsafe {
-            let h = _mm256_loadu_si256(p as *const __m256i);
-            _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)))
+            let x = _mm512_loadu_si512(p as *const __m512i);
+            let bits = if second {
+                _mm512_and_si512(x, _mm512_set1_epi32(0xffff_0000_u32 as i32))
+            } else {
+                _mm512_slli_epi32::<16>(x)
+            };
+            _mm512_castsi512_ps(bits)
         }
     }
     #[inline(always)]
