@@ -41,9 +41,10 @@ pub struct DirectionWeights {
 /// range; magnitudes below 6.1e-5 lose precision, below 6e-8 become 0,
 /// above 65504 become infinite).
 ///
-/// Measured on the project's Zen 4 machine (README): with AVX-512 at
-/// batch 1, bf16 makes a step 1.5-1.9x faster and f16 1.0-1.4x; with AVX2,
-/// and for batches, neither is faster than f32.
+/// Measured on the project's Zen 4 machine (README), batch 1: with
+/// AVX-512 bf16 makes a step 1.5-1.9x faster and f16 1.0-1.4x; with AVX2
+/// (H = 1024) 1.3-1.5x. Batches are no faster (AVX-512) or slower (AVX2):
+/// keep f32 for them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum WeightFormat {
     /// 32-bit floats, as given.

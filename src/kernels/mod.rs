@@ -517,10 +517,13 @@ macro_rules! kernel_impl {
                 rows: [*const f32; MB],
                 acc: [rnn::Acc<<$ty as Simd>::V, G, NV>; MB],
             ) -> [rnn::Acc<<$ty as Simd>::V, G, NV>; MB] {
-                if MB == 1 {
+                if MB == 1 && (std::mem::size_of::<E>() == 4 || <$ty as Simd>::LANES > 8) {
                     // One row's sums fit beside the epilogue's constants,
                     // and at batch 1 with a small H the call would cost
-                    // more than it saves (gru-h64-b1: +25%).
+                    // more than it saves (gru-h64-b1: +25%). Not with
+                    // 16-bit weights on 16 registers (AVX2): the widening
+                    // temporaries made LLVM keep a sum on the stack
+                    // (lstm-h1024-b1 bf16: 450 us inlined, 293 out of line).
                     // SAFETY: forwarded contract.
                     return unsafe {
                         rnn::dot::<$ty, E, G, MB, NV>(self, blk, v0, k0, k1, rows, acc)
