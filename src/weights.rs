@@ -96,15 +96,6 @@ impl WeightFormat {
             WeightFormat::Bf16 => half::bf16::from_f32(x).to_f32(),
         }
     }
-
-    /// The 16-bit pattern of `x` in a 16-bit format (0 for f32).
-    pub(crate) fn bits16(self, x: f32) -> u16 {
-        match self {
-            WeightFormat::F32 => 0,
-            WeightFormat::F16 => half::f16::from_f32(x).to_bits(),
-            WeightFormat::Bf16 => half::bf16::from_f32(x).to_bits(),
-        }
-    }
 }
 
 fn check(what: &str, v: &[f32], expected: usize, dims: &[usize]) -> Result<()> {

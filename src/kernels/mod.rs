@@ -208,6 +208,24 @@ impl FastWs {
     }
 }
 
+impl FastWs {
+    /// The step's buffers: the given input source and h rows, this
+    /// workspace's scratch for everything else.
+    fn bufs(&mut self, x: XSrc, h_prev: *const f32, h_next: *mut f32, hstride: usize) -> Bufs {
+        Bufs {
+            x,
+            h_prev,
+            h_next,
+            hstride,
+            c: self.c.as_mut_ptr(),
+            aux: self.aux.as_mut_ptr(),
+            z: self.z.as_mut_ptr(),
+            xn: self.xn.as_mut_ptr(),
+            acc: self.acc.as_mut_ptr(),
+        }
+    }
+}
+
 fn grow<T: Copy + Default>(v: &mut Vec<T>, n: usize) {
     if v.len() < n {
         v.resize(n, T::default());
@@ -322,11 +340,11 @@ impl FastKernel {
         let xs = rnn::xproj_stride(g, hp);
         grow(&mut ws.xproj, n_rows * xs);
         ws.grow_step(batch, hstride, hp, self.isa.nr());
-        self.with_token(|tok| {
-            // SAFETY: x holds n_rows rows of In floats (asserted above); xproj
-            // holds n_rows rows of xproj_stride (grown above); the packs match the token.
-            unsafe { tok.project(&ctx, a.src.as_ptr(), inp, n_rows, ws.xproj.as_mut_ptr()) }
-        });
+        // SAFETY: x holds n_rows rows of In floats (asserted above); xproj
+        // holds n_rows rows of xproj_stride (grown above); the packs match the token.
+        unsafe {
+            Token(self.isa).project(&ctx, a.src.as_ptr(), inp, n_rows, ws.xproj.as_mut_ptr())
+        };
         for b in 0..batch {
             let row = &mut ws.h0[b * hstride..(b + 1) * hstride];
             row.fill(0.0);
@@ -357,27 +375,16 @@ impl FastKernel {
                 std::mem::swap(&mut cur, &mut nxt);
                 continue;
             }
-            let bufs = Bufs {
-                x: XSrc::Pre {
-                    base: ws.xproj.as_ptr(),
-                    off: ws.off.as_ptr(),
-                },
-                h_prev: cur.as_ptr(),
-                h_next: nxt.as_mut_ptr(),
-                hstride,
-                c: ws.c.as_mut_ptr(),
-                aux: ws.aux.as_mut_ptr(),
-                z: ws.z.as_mut_ptr(),
-                xn: ws.xn.as_mut_ptr(),
-                acc: ws.acc.as_mut_ptr(),
+            let x = XSrc::Pre {
+                base: ws.xproj.as_ptr(),
+                off: ws.off.as_ptr(),
             };
+            let bufs = ws.bufs(x, cur.as_ptr(), nxt.as_mut_ptr(), hstride);
             let rows = &ws.rows[..n_active];
-            self.with_token(|tok| {
-                // SAFETY: every buffer was grown above to B rows of its
-                // stride; off[b] + G*Hp <= n_rows*xs for active rows; the packs
-                // match the token; cur and nxt are distinct buffers.
-                unsafe { tok.step(&ctx, &bufs, rows, s % 2 == 1) }
-            });
+            // SAFETY: every buffer was grown above to B rows of its stride;
+            // off[b] + G*Hp <= n_rows*xs for active rows; the packs match the
+            // token; cur and nxt are distinct buffers.
+            unsafe { Token(self.isa).step(&ctx, &bufs, rows, s % 2 == 1) };
             for &b in rows {
                 let lb = len(b);
                 let t = if a.reverse { lb - 1 - s } else { s };
@@ -440,36 +447,22 @@ impl FastKernel {
             ws.off[b] = b * inp;
             ws.rows[b] = b;
         }
-        let bufs = Bufs {
-            x: XSrc::Fused {
-                base: x.as_ptr(),
-                off: ws.off.as_ptr(),
-            },
-            h_prev: ws.h0.as_ptr(),
-            h_next: ws.h1.as_mut_ptr(),
-            hstride,
-            c: ws.c.as_mut_ptr(),
-            aux: ws.aux.as_mut_ptr(),
-            z: ws.z.as_mut_ptr(),
-            xn: ws.xn.as_mut_ptr(),
-            acc: ws.acc.as_mut_ptr(),
+        let xs = XSrc::Fused {
+            base: x.as_ptr(),
+            off: ws.off.as_ptr(),
         };
+        let (h_prev, h_next) = (ws.h0.as_ptr(), ws.h1.as_mut_ptr());
+        let bufs = ws.bufs(xs, h_prev, h_next, hstride);
         let rows = &ws.rows[..batch];
-        self.with_token(|tok| {
-            // SAFETY: buffers grown above to B rows of their strides; x has B
-            // rows of In floats at off[b] = b*In; packs match the token.
-            unsafe { tok.step(&ctx, &bufs, rows, backwards) }
-        });
+        // SAFETY: buffers grown above to B rows of their strides; x has B
+        // rows of In floats at off[b] = b*In; packs match the token.
+        unsafe { Token(self.isa).step(&ctx, &bufs, rows, backwards) };
         for b in 0..batch {
             h[b * hout..(b + 1) * hout].copy_from_slice(&ws.h1[b * hstride..b * hstride + hout]);
             if cfg.cell == Cell::Lstm {
                 c[b * hs..(b + 1) * hs].copy_from_slice(&ws.c[b * hp..b * hp + hs]);
             }
         }
-    }
-
-    fn with_token(&self, f: impl FnOnce(Token)) {
-        f(Token(self.isa))
     }
 }
 

@@ -91,7 +91,7 @@ impl Panels {
             WeightFormat::F16 => {
                 let d: &mut [u16] = bytemuck::cast_slice_mut(data.as_mut_slice());
                 for (o, &x) in d.iter_mut().zip(&vals) {
-                    *o = format.bits16(x);
+                    *o = half::f16::from_f32(x).to_bits();
                 }
             }
             WeightFormat::Bf16 => {
@@ -101,7 +101,7 @@ impl Panels {
                 let half = nr / 2;
                 for (run, o) in vals.chunks_exact(nr).zip(d.chunks_exact_mut(nr)) {
                     for (u, &x) in run.iter().enumerate() {
-                        o[2 * (u % half) + u / half] = format.bits16(x);
+                        o[2 * (u % half) + u / half] = half::bf16::from_f32(x).to_bits();
                     }
                 }
             }

@@ -31,7 +31,7 @@
 use super::pack::Panels;
 use super::DirPack;
 use crate::activations::{activation_v, sigmoid_v, tanh_v};
-use crate::config::{Activations, Cell, Config, GruReset};
+use crate::config::{Activation, Activations, Cell, Config, GruReset};
 use crate::simd::Simd;
 use crate::weights::WeightFormat;
 
@@ -360,30 +360,14 @@ fn clip<S: Kernel>(s: S, v: S::V, c: Option<f32>) -> S::V {
     }
 }
 
+/// A gate activation: with the default activations (`DEF`) the fast
+/// sigmoid (`SIG`) or tanh, else the configured function `a`.
 #[inline(always)]
-fn gate_f<S: Kernel, const DEF: bool>(s: S, a: &Activations, v: S::V) -> S::V {
-    if DEF {
-        sigmoid_v(s, v)
-    } else {
-        activation_v(s, a.f, v)
-    }
-}
-
-#[inline(always)]
-fn gate_g<S: Kernel, const DEF: bool>(s: S, a: &Activations, v: S::V) -> S::V {
-    if DEF {
-        tanh_v(s, v)
-    } else {
-        activation_v(s, a.g, v)
-    }
-}
-
-#[inline(always)]
-fn gate_h<S: Kernel, const DEF: bool>(s: S, a: &Activations, v: S::V) -> S::V {
-    if DEF {
-        tanh_v(s, v)
-    } else {
-        activation_v(s, a.h, v)
+fn gate<S: Kernel, const DEF: bool, const SIG: bool>(s: S, a: Activation, v: S::V) -> S::V {
+    match (DEF, SIG) {
+        (true, true) => sigmoid_v(s, v),
+        (true, false) => tanh_v(s, v),
+        _ => activation_v(s, a, v),
     }
 }
 
@@ -486,19 +470,19 @@ unsafe fn lstm_tile<S: Kernel, const MB: usize, const NV: usize, const DEF: bool
                 pi = s.mul_add(bias(s, pp, j), c_old, pi);
                 pf = s.mul_add(bias(s, pp, hp + j), c_old, pf);
             }
-            let i = gate_f::<S, DEF>(s, &ctx.acts, clip(s, pi, cfg.clip));
+            let i = gate::<S, DEF, true>(s, ctx.acts.f, clip(s, pi, cfg.clip));
             let f = if cfg.input_forget {
                 s.sub(s.splat(1.0), i)
             } else {
-                gate_f::<S, DEF>(s, &ctx.acts, clip(s, pf, cfg.clip))
+                gate::<S, DEF, true>(s, ctx.acts.f, clip(s, pf, cfg.clip))
             };
-            let g = gate_g::<S, DEF>(s, &ctx.acts, clip(s, pre(2), cfg.clip));
+            let g = gate::<S, DEF, false>(s, ctx.acts.g, clip(s, pre(2), cfg.clip));
             let c_new = s.mul_add(f, c_old, s.mul(i, g));
             if let Some(pp) = &p.peep {
                 po = s.mul_add(bias(s, pp, 2 * hp + j), c_new, po);
             }
-            let o = gate_f::<S, DEF>(s, &ctx.acts, clip(s, po, cfg.clip));
-            let h = s.mul(o, gate_h::<S, DEF>(s, &ctx.acts, c_new));
+            let o = gate::<S, DEF, true>(s, ctx.acts.f, clip(s, po, cfg.clip));
+            let h = s.mul(o, gate::<S, DEF, false>(s, ctx.acts.h, c_new));
             // SAFETY: c and output rows hold at least Hp floats from j.
             unsafe {
                 s.store(cp, c_new);
@@ -561,19 +545,19 @@ unsafe fn gru_after_tile<S: Kernel, const MB: usize, const NV: usize, const DEF:
     for m in 0..MB {
         for v in 0..NV {
             let j = blk * 2 * l + (v0 + v) * l;
-            let z = gate_f::<S, DEF>(
+            let z = gate::<S, DEF, true>(
                 s,
-                &ctx.acts,
+                ctx.acts.f,
                 clip(s, s.add(bias(s, &p.bias, j), acc[m][0][v]), cfg.clip),
             );
-            let rg = gate_f::<S, DEF>(
+            let rg = gate::<S, DEF, true>(
                 s,
-                &ctx.acts,
+                ctx.acts.f,
                 clip(s, s.add(bias(s, &p.bias, hp + j), acc[m][1][v]), cfg.clip),
             );
             let xn = s.add(bias(s, &p.bias, 2 * hp + j), xn_part[m][0][v]);
             let hn = s.add(acc[m][2][v], bias(s, &p.rbn, j));
-            let n = gate_g::<S, DEF>(s, &ctx.acts, clip(s, s.mul_add(rg, hn, xn), cfg.clip));
+            let n = gate::<S, DEF, false>(s, ctx.acts.g, clip(s, s.mul_add(rg, hn, xn), cfg.clip));
             // SAFETY: h rows hold Hp floats from j.
             unsafe {
                 let h_old = s.load(hrows[m].add(j));
@@ -629,14 +613,14 @@ unsafe fn gru_before_zr_tile<S: Kernel, const MB: usize, const NV: usize, const 
         for v in 0..NV {
             let j = blk * 2 * l + (v0 + v) * l;
             let at = rows[m] * hp + j;
-            let z = gate_f::<S, DEF>(
+            let z = gate::<S, DEF, true>(
                 s,
-                &ctx.acts,
+                ctx.acts.f,
                 clip(s, s.add(bias(s, &p.bias, j), acc[m][0][v]), cfg.clip),
             );
-            let rg = gate_f::<S, DEF>(
+            let rg = gate::<S, DEF, true>(
                 s,
-                &ctx.acts,
+                ctx.acts.f,
                 clip(s, s.add(bias(s, &p.bias, hp + j), acc[m][1][v]), cfg.clip),
             );
             // SAFETY: h rows and the Hp-row buffers hold Hp floats from j.
@@ -690,9 +674,9 @@ unsafe fn gru_before_n_tile<S: Kernel, const MB: usize, const NV: usize, const D
     for m in 0..MB {
         for v in 0..NV {
             let j = j0 + v * l;
-            let n = gate_g::<S, DEF>(
+            let n = gate::<S, DEF, false>(
                 s,
-                &ctx.acts,
+                ctx.acts.g,
                 clip(
                     s,
                     s.add(bias(s, &p.bias, 2 * hp + j), acc[m][0][v]),
@@ -768,14 +752,14 @@ enum Pass {
 /// `HALF_ROWS` rows (each run for both halves of a block), then the rest in
 /// whole-block tiles of up to `FULL_ROWS` rows; and the panel rows per chunk.
 #[derive(Clone, Copy)]
-struct Plan {
+struct TilePlan {
     halves: usize,
     kc: usize,
 }
 
-impl Plan {
+impl TilePlan {
     #[inline(always)]
-    fn new<S: Kernel>(n: usize, p: &Panels) -> Plan {
+    fn new<S: Kernel>(n: usize, p: &Panels) -> TilePlan {
         let full = S::FULL_ROWS.clamp(1, 3);
         let halves = if n <= full { 0 } else { n / S::HALF_ROWS };
         let rest = n - halves * S::HALF_ROWS;
@@ -785,7 +769,7 @@ impl Plan {
         } else {
             (S::CHUNK_BYTES / (4 * p.g * p.nr)).max(1)
         };
-        Plan { halves, kc }
+        TilePlan { halves, kc }
     }
 }
 
@@ -849,7 +833,7 @@ unsafe fn run_pass<S: Kernel, const DEF: bool>(
         Pass::GruBeforeN => p.rn.as_ref().expect("reset-before GRU has R_n panels"),
         _ => &p.r,
     };
-    let plan = Plan::new::<S>(rows.len(), panel);
+    let plan = TilePlan::new::<S>(rows.len(), panel);
     let (half_rows, rest) = rows.split_at(plan.halves * S::HALF_ROWS);
     let blocks = panel.blocks;
     for i in 0..blocks {
@@ -1066,7 +1050,7 @@ unsafe fn project_g<S: Kernel, const G: usize>(
     let mut g0 = 0;
     while g0 < n_rows {
         let g1 = (g0 + group).min(n_rows);
-        let plan = Plan::new::<S>(g1 - g0, w);
+        let plan = TilePlan::new::<S>(g1 - g0, w);
         let n_half = g0 + plan.halves * S::HALF_ROWS;
         let full = S::FULL_ROWS.clamp(1, 3);
         for blk in 0..w.blocks {
