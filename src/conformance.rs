@@ -8,12 +8,12 @@ use std::path::Path;
 
 use crate::config::{Cell, Direction};
 use crate::error::{Error, Result};
+use crate::family::KernelFamily;
 use crate::import::onnx::{self, OnnxAttributes};
 use crate::import::pytorch::{self, PytorchOptions};
 use crate::import::safetensors::TensorFile;
 use crate::import::{Tensor, TensorSource};
 use crate::model::{Layout, Rnn, Sequence, State, Workspace};
-use crate::plan::KernelFamily;
 
 /// Which expected tensor a case compares against, in our output terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -60,6 +60,15 @@ pub enum Error {
     KernelUnavailable(String),
     /// A file could not be read or is not a valid safetensors file.
     Format(String),
+    /// A name (kernel family, weight format) that names nothing.
+    UnknownName {
+        /// What kind of name it was meant to be.
+        kind: &'static str,
+        /// The name given.
+        name: String,
+        /// The names that exist.
+        known: Vec<&'static str>,
+    },
 }
 
 impl fmt::Display for Error {
@@ -89,6 +98,9 @@ impl fmt::Display for Error {
             Error::Unsupported(what) => write!(f, "unsupported: {what}"),
             Error::KernelUnavailable(what) => write!(f, "kernel unavailable: {what}"),
             Error::Format(what) => write!(f, "invalid file: {what}"),
+            Error::UnknownName { kind, name, known } => {
+                write!(f, "unknown {kind} `{name}` (known: {})", known.join(", "))
+            }
         }
     }
 }

@@ -42,20 +42,24 @@
 
 pub mod activations;
 pub mod config;
+#[cfg(feature = "testing")]
 pub mod conformance;
 pub mod error;
+mod family;
 pub mod import;
 mod kernels;
 mod model;
-pub mod plan;
+mod plan;
 pub mod reference;
+#[cfg(feature = "testing")]
 pub mod shapes;
 mod simd;
+#[cfg(feature = "testing")]
 pub mod unfused;
 mod weights;
 
 pub use config::{Activation, Activations, Cell, Config, Direction, GruReset};
 pub use error::{Error, Result};
-pub use model::{Layout, Rnn, Sequence, State, Workspace};
-pub use plan::KernelFamily;
+pub use family::KernelFamily;
+pub use model::{Layout, Rnn, RnnBuilder, Sequence, State, Workspace};
 pub use weights::{DirectionWeights, WeightFormat};

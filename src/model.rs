@@ -3,7 +3,9 @@
 
 use crate::config::{Cell, Config};
 use crate::error::{check_len, Error, Result};
-use crate::plan::{KernelFamily, Plan};
+use crate::family::KernelFamily;
+use crate::kernels::grow;
+use crate::plan::Plan;
 use crate::reference;
 use crate::weights::{DirectionWeights, WeightFormat};
 
@@ -53,8 +55,11 @@ impl<'a> Sequence<'a> {
 ///
 /// `h` is `[L*D, B, Hout]` and `c` is `[L*D, B, H]` (empty for GRU), indexed
 /// by `layer * D + direction` as in PyTorch's `h_n`/`c_n`. Before a run it
-/// holds the initial state; after it, the final state.
-#[derive(Debug, Clone, PartialEq)]
+/// holds the initial state; after it, the final state. Two states are equal
+/// when their batch, `h` and `c` are (the count of streaming steps taken,
+/// which only picks the direction the kernels walk the weights in, is not
+/// compared).
+#[derive(Debug, Clone)]
 pub struct State {
     h: Vec<f32>,
     c: Vec<f32>,
@@ -62,6 +67,12 @@ pub struct State {
     /// Number of streaming steps taken (kernels use its parity to alternate
     /// the direction they walk the weights in).
     pub(crate) steps: u64,
+}
+
+impl PartialEq for State {
+    fn eq(&self, other: &State) -> bool {
+        self.batch == other.batch && self.h == other.h && self.c == other.c
+    }
 }
 
 impl State {
@@ -110,12 +121,6 @@ impl Workspace {
     }
 }
 
-pub(crate) fn grow(v: &mut Vec<f32>, n: usize) {
-    if v.len() < n {
-        v.resize(n, 0.0);
-    }
-}
-
 /// A recurrent model (LSTM or GRU, any number of layers, any direction):
 /// immutable once built, `Send + Sync`, so one copy of the weights serves
 /// many threads, each with its own [`State`] and [`Workspace`].
@@ -154,12 +159,76 @@ impl Strides {
     }
 }
 
-impl Rnn {
-    /// Builds a model from a configuration and canonical weights, one
+/// Builds an [`Rnn`] with the kernel family and weight format chosen
+/// before anything is packed, so the weights are packed exactly once (for
+/// lstm-h1024, packing is most of a model's build time).
+///
+/// ```
+/// # use fusedrnn::{Cell, Config, DirectionWeights, KernelFamily, RnnBuilder, WeightFormat};
+/// # let w = DirectionWeights { w: vec![0.1; 8 * 3], r: vec![0.2; 8 * 2], wb: vec![0.0; 8],
+/// #     rb: vec![0.0; 8], peepholes: None, proj: None };
+/// let model = RnnBuilder::new(Config::new(Cell::Lstm, 3, 2), vec![w])
+///     .kernel(KernelFamily::Portable)
+///     .weight_format(WeightFormat::Bf16)
+///     .build()?;
+/// assert_eq!(model.kernel_name(), "lstm_bf16_portable_nr16");
+/// # Ok::<(), fusedrnn::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct RnnBuilder {
+    cfg: Config,
+    weights: Vec<DirectionWeights>,
+    family: Option<KernelFamily>,
+    format: WeightFormat,
+}
+
+impl RnnBuilder {
+    /// A builder for a configuration and canonical weights, one
     /// [`DirectionWeights`] per layer and direction, indexed
-    /// `layer * D + direction`. Every shape is checked; the fastest kernel
-    /// this CPU supports is chosen once, here.
-    pub fn new(cfg: Config, weights: Vec<DirectionWeights>) -> Result<Rnn> {
+    /// `layer * D + direction`; by default the fastest family this CPU
+    /// runs and f32 weights. Nothing is checked until [`RnnBuilder::build`].
+    pub fn new(cfg: Config, weights: Vec<DirectionWeights>) -> RnnBuilder {
+        RnnBuilder {
+            cfg,
+            weights,
+            family: None,
+            format: WeightFormat::F32,
+        }
+    }
+
+    /// Run the model with kernel family `family` instead of the fastest one.
+    pub fn kernel(mut self, family: KernelFamily) -> RnnBuilder {
+        self.family = Some(family);
+        self
+    }
+
+    /// Store the weight matrices in `format` (see
+    /// [`Rnn::with_weight_format`] for what that changes).
+    pub fn weight_format(mut self, format: WeightFormat) -> RnnBuilder {
+        self.format = format;
+        self
+    }
+
+    /// The configuration the model will have.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Checks every shape, rounds the matrices to the weight format and
+    /// packs them once for the kernel family.
+    ///
+    /// # Errors
+    /// [`Error::InvalidAttribute`] for a bad configuration,
+    /// [`Error::Shape`] (or [`Error::MissingTensor`], [`Error::Unsupported`])
+    /// for weights that do not fit it, [`Error::KernelUnavailable`] if this
+    /// CPU cannot run the chosen family.
+    pub fn build(self) -> Result<Rnn> {
+        let RnnBuilder {
+            cfg,
+            weights,
+            family,
+            format,
+        } = self;
         cfg.validate()?;
         let expected = cfg.num_layers * cfg.num_directions();
         if weights.len() != expected {
@@ -172,8 +241,12 @@ impl Rnn {
         for (i, w) in weights.iter().enumerate() {
             w.validate(&cfg, i / cfg.num_directions())?;
         }
-        let format = WeightFormat::F32;
-        let plan = Plan::new(&cfg, &weights, KernelFamily::detect(), format)?;
+        let weights = match format {
+            WeightFormat::F32 => weights,
+            f => weights.iter().map(|w| w.rounded(f)).collect(),
+        };
+        let family = family.unwrap_or_else(KernelFamily::detect);
+        let plan = Plan::new(&cfg, &weights, family, format)?;
         Ok(Rnn {
             cfg,
             weights,
@@ -181,9 +254,32 @@ impl Rnn {
             plan,
         })
     }
+}
 
-    /// The same model run by kernel family `family`; a typed error if this
-    /// CPU or build cannot run it.
+impl Rnn {
+    /// Builds a model from a configuration and canonical weights, one
+    /// [`DirectionWeights`] per layer and direction, indexed
+    /// `layer * D + direction`, with the fastest kernel this CPU supports
+    /// (chosen once, here) and f32 weights. Same as
+    /// `RnnBuilder::new(cfg, weights).build()`; use [`RnnBuilder`] to choose
+    /// the family or format before the weights are packed.
+    ///
+    /// # Errors
+    /// As for [`RnnBuilder::build`].
+    pub fn new(cfg: Config, weights: Vec<DirectionWeights>) -> Result<Rnn> {
+        RnnBuilder::new(cfg, weights).build()
+    }
+
+    /// A builder for this configuration and these weights.
+    pub fn builder(cfg: Config, weights: Vec<DirectionWeights>) -> RnnBuilder {
+        RnnBuilder::new(cfg, weights)
+    }
+
+    /// The same model run by kernel family `family`. This packs the weights
+    /// again for that family; [`RnnBuilder::kernel`] packs them only once.
+    ///
+    /// # Errors
+    /// [`Error::KernelUnavailable`] if this CPU or build cannot run it.
     pub fn with_kernel(mut self, family: KernelFamily) -> Result<Rnn> {
         self.plan = Plan::new(&self.cfg, &self.weights, family, self.format)?;
         Ok(self)
@@ -196,7 +292,8 @@ impl Rnn {
     /// the model differs from the f32 one only by that rounding (see
     /// [`WeightFormat`] for the error per weight). From f32 only: rounding
     /// an already rounded model to another format would round twice, which
-    /// gives [`Error::Unsupported`].
+    /// gives [`Error::Unsupported`]. This packs the weights again;
+    /// [`RnnBuilder::weight_format`] packs them only once.
     ///
     /// ```
     /// # use fusedrnn::{Cell, Config, DirectionWeights, Rnn, WeightFormat};
@@ -253,8 +350,8 @@ impl Rnn {
 
     /// Reads every packed recurrent weight once with this model's ISA and
     /// returns their sum: the memory floor of one time step, for benchmark
-    /// tools (`floor_ns`). Not part of inference.
-    #[doc(hidden)]
+    /// tools (`floor_ns`). Not part of inference (feature `testing`).
+    #[cfg(feature = "testing")]
     pub fn stream_recurrent_weights(&self) -> f32 {
         self.plan.fast().map_or(0.0, |k| k.stream_recurrent())
     }

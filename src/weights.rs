@@ -70,13 +70,21 @@ impl WeightFormat {
         }
     }
 
-    /// The format of that name; [`Error::Unsupported`] otherwise.
+    /// The format of that name.
+    ///
+    /// # Errors
+    /// [`Error::UnknownName`] for any other name (as
+    /// [`crate::KernelFamily::from_name`] gives for a family).
     pub fn from_name(name: &str) -> Result<WeightFormat> {
         WeightFormat::ALL
             .iter()
             .copied()
             .find(|f| f.name() == name)
-            .ok_or_else(|| Error::Unsupported(format!("weight format `{name}` (f32, f16, bf16)")))
+            .ok_or_else(|| Error::UnknownName {
+                kind: "weight format",
+                name: name.to_string(),
+                known: WeightFormat::ALL.iter().map(|f| f.name()).collect(),
+            })
     }
 
     /// Bytes per stored weight.

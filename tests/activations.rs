@@ -1,11 +1,13 @@
-//! Error bounds of the vectorized sigmoid and tanh, for every kernel family
+//! Error bounds of the vectorized sigmoid, tanh, Elu and Softplus, for every kernel family
 //! this host runs (the reference family checks the scalar twins), against an
 //! f64 reference. The fast tests cover special values, every 257th bit
 //! pattern, and dense sweeps of the ranges that matter; the `#[ignore]`d
 //! `exhaustive_*` tests sweep all 2^32 inputs and print the worst one
 //! (`cargo test --release --test activations -- --ignored --nocapture`).
 
-use fusedrnn::activations::{apply, Function, SIGMOID_MAX_ULP, TANH_MAX_ULP};
+use fusedrnn::activations::{
+    apply, Function, ELU_MAX_ULP, SIGMOID_MAX_ULP, SOFTPLUS_MAX_ULP, TANH_MAX_ULP,
+};
 use fusedrnn::KernelFamily;
 
 fn exact(f: Function, x: f32) -> f64 {
@@ -13,8 +15,30 @@ fn exact(f: Function, x: f32) -> f64 {
     match f {
         Function::Sigmoid => fusedrnn::reference::activations::sigmoid(x),
         Function::Tanh => x.tanh(),
+        Function::Elu => {
+            if x >= 0.0 {
+                x
+            } else {
+                x.exp_m1()
+            }
+        }
+        // ln(1 + e^x) without overflow of e^x in f64.
+        Function::Softplus => {
+            if x > 30.0 {
+                x + (-x).exp()
+            } else {
+                x.exp().ln_1p()
+            }
+        }
     }
 }
+
+const ALL: [Function; 4] = [
+    Function::Sigmoid,
+    Function::Tanh,
+    Function::Elu,
+    Function::Softplus,
+];
 
 /// ULP distance from the correctly rounded result; results whose exact
 /// value is subnormal may be flushed to 0 (distance 0 then). NaN must map
@@ -56,6 +80,8 @@ fn bound(f: Function) -> u32 {
     match f {
         Function::Sigmoid => SIGMOID_MAX_ULP,
         Function::Tanh => TANH_MAX_ULP,
+        Function::Elu => ELU_MAX_ULP,
+        Function::Softplus => SOFTPLUS_MAX_ULP,
     }
 }
 
@@ -68,6 +94,11 @@ fn sample() -> Vec<f32> {
     for k in -2_000_000..2_000_000 {
         xs.push(k as f32 * 1e-5);
         xs.push(k as f32 * 5e-5);
+    }
+    // Where Elu's and Softplus's formulas switch or cancel.
+    for k in -100_000..100_000 {
+        xs.push(-0.35 + k as f32 * 1e-7);
+        xs.push(k as f32 * 1e-9);
     }
     xs.extend([
         0.0,
@@ -100,11 +131,12 @@ fn sample() -> Vec<f32> {
 }
 
 #[test]
-fn sigmoid_and_tanh_within_bounds_on_every_family() {
+fn activations_within_bounds_on_every_family() {
     let xs = sample();
     for family in KernelFamily::available() {
-        for f in [Function::Sigmoid, Function::Tanh] {
+        for f in ALL {
             let (ulp, x) = worst(family, f, &xs);
+            println!("{family:?} {f:?}: worst {ulp} ULP at x = {x:e}");
             assert!(
                 ulp <= bound(f),
                 "{family:?} {f:?}: {ulp} ULP at x = {x:e} ({:#x})",
@@ -140,6 +172,25 @@ fn special_values() {
         apply(family, Function::Sigmoid, &mut v).unwrap();
         assert!(v[0].is_nan(), "{family:?}");
         assert_eq!(&v[1..], &[1.0, 0.0, 1.0, 0.0, 0.5], "{family:?}");
+        let mut v = [
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            -100.0,
+            0.0,
+            -0.0,
+        ];
+        apply(family, Function::Elu, &mut v).unwrap();
+        assert!(v[0].is_nan(), "{family:?}");
+        assert_eq!(
+            &v[1..],
+            &[f32::INFINITY, -1.0, -1.0, 0.0, 0.0],
+            "{family:?}"
+        );
+        let mut v = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -100.0, 100.0];
+        apply(family, Function::Softplus, &mut v).unwrap();
+        assert!(v[0].is_nan(), "{family:?}");
+        assert_eq!(&v[1..], &[f32::INFINITY, 0.0, 0.0, 100.0], "{family:?}");
     }
 }
 
@@ -178,4 +229,16 @@ fn exhaustive_sigmoid() {
 #[ignore = "sweeps all 2^32 inputs per family (minutes)"]
 fn exhaustive_tanh() {
     exhaustive(Function::Tanh);
+}
+
+#[test]
+#[ignore = "sweeps all 2^32 inputs per family (minutes)"]
+fn exhaustive_elu() {
+    exhaustive(Function::Elu);
+}
+
+#[test]
+#[ignore = "sweeps all 2^32 inputs per family (minutes)"]
+fn exhaustive_softplus() {
+    exhaustive(Function::Softplus);
 }

@@ -333,6 +333,11 @@ fn unsupported_operations_and_kernels() {
     assert!(matches!(e, Err(Error::Unsupported(_))), "{e:?}");
     assert!(matches!(
         KernelFamily::from_name("gpu"),
-        Err(Error::KernelUnavailable(_))
+        Err(Error::UnknownName { .. })
+    ));
+    // One variant for every unknown name.
+    assert!(matches!(
+        fusedrnn::WeightFormat::from_name("f8"),
+        Err(Error::UnknownName { .. })
     ));
 }

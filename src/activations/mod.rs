@@ -46,6 +46,11 @@
 use crate::config::Activation;
 use crate::simd::Simd;
 
+#[cfg(feature = "testing")]
+mod apply;
+#[cfg(feature = "testing")]
+pub use apply::{apply, Function};
+
 /// Max error of [`sigmoid`] and of every vectorized sigmoid, in ULP of the
 /// correctly rounded result, over all finite f32 inputs (enforced by tests).
 pub const SIGMOID_MAX_ULP: u32 = 2;
@@ -105,10 +110,93 @@ pub(crate) fn tanh_v<S: Simd>(s: S, x: S::V) -> S::V {
     s.select_lt(ax, s.splat(0.625), small, s.copysign(large, x))
 }
 
+/// `exp(x) - 1` for `x <= 0` (the negative branch of Elu), vectorized: the
+/// Taylor series to degree 9 on `[-0.35, 0]`, where `exp(x) - 1` would
+/// cancel (the first dropped term is below 2^-32 of the result), and
+/// `exp(x) - 1` below it, where the result is under -0.29 and the
+/// subtraction is exact enough (see [`ELU_MAX_ULP`]). Saturates to -1.
+#[inline(always)]
+fn expm1_neg<S: Simd>(s: S, x: S::V) -> S::V {
+    // 1/k! for k = 9 down to 2.
+    const INV_FACT: [f32; 8] = [
+        2.755_732e-6,
+        2.480_158_7e-5,
+        1.984_127e-4,
+        1.388_888_9e-3,
+        8.333_333e-3,
+        4.166_666_8e-2,
+        1.666_666_7e-1,
+        0.5,
+    ];
+    let mut p = s.splat(INV_FACT[0]);
+    for &c in &INV_FACT[1..] {
+        p = s.mul_add(p, x, s.splat(c));
+    }
+    // x + x^2 (1/2 + x/6 + ...)
+    let small = s.mul_add(s.mul(p, x), x, x);
+    let large = s.sub(exp(s, x), s.splat(1.0));
+    s.select_lt(x, s.splat(-0.35), large, small)
+}
+
+/// Elu, `x` for `x >= 0` else `alpha (exp(x) - 1)`, vectorized; max error
+/// [`ELU_MAX_ULP`] ULP for `alpha = 1` over all finite inputs (one more
+/// rounding, half an ULP, for other `alpha`). NaN in gives NaN out.
+#[inline(always)]
+pub(crate) fn elu_v<S: Simd>(s: S, alpha: f32, x: S::V) -> S::V {
+    // expm1_neg of min(x, 0): the positive branch never reaches exp.
+    let neg = s.mul(s.splat(alpha), expm1_neg(s, s.min(s.zero(), x)));
+    s.select_ge(x, s.zero(), x, neg)
+}
+
+/// Softplus, `log(1 + exp(x))`, vectorized as
+/// `max(x, 0) + log1p(exp(-|x|))` so that neither term overflows or
+/// cancels, with `log1p(u) = 2 atanh(u / (2 + u))`: `s = u / (2 + u)` lies in
+/// `(0, 1/3]`, where `2 atanh(s) = 2 s (1 + s^2/3 + s^4/5 + ...)` to `s^14`
+/// leaves a relative remainder below 2^-26. Max error
+/// [`SOFTPLUS_MAX_ULP`] ULP over all finite inputs; 0 below
+/// `SIGMOID_ZERO`, where the true value is subnormal; NaN in gives NaN out.
+#[inline(always)]
+pub(crate) fn softplus_v<S: Simd>(s: S, x: S::V) -> S::V {
+    /// e^-16, rounded to f32.
+    const E_M16: f32 = 1.125_351_7e-7;
+    // 1/(2k+1) for k = 7 down to 1.
+    const INV_ODD: [f32; 7] = [
+        1.0 / 15.0,
+        1.0 / 13.0,
+        1.0 / 11.0,
+        1.0 / 9.0,
+        1.0 / 7.0,
+        1.0 / 5.0,
+        1.0 / 3.0,
+    ];
+    // u = exp(-|x|); below -87, where `exp` clamps its argument (to keep
+    // every intermediate normal), as exp(-|x| + 16) e^-16.
+    let nx = s.sub(s.zero(), s.abs(x));
+    let u_tail = s.mul(exp(s, s.add(nx, s.splat(16.0))), s.splat(E_M16));
+    let u = s.select_lt(nx, s.splat(-87.0), u_tail, exp(s, nx));
+    let t = s.div(u, s.add(s.splat(2.0), u));
+    let z = s.mul(t, t);
+    let mut p = s.splat(INV_ODD[0]);
+    for &c in &INV_ODD[1..] {
+        p = s.mul_add(p, z, s.splat(c));
+    }
+    let t2 = s.add(t, t);
+    let log1p = s.mul_add(s.mul(t2, z), p, t2);
+    // Constant first: a NaN x is the second operand and survives.
+    let y = s.add(s.max(s.zero(), x), log1p);
+    s.select_lt(x, s.splat(SIGMOID_ZERO), s.zero(), y)
+}
+
+/// Max error of the vectorized Elu (`alpha = 1`), in ULP, over all finite
+/// f32 inputs (enforced by tests).
+pub const ELU_MAX_ULP: u32 = 2;
+/// Max error of the vectorized Softplus, in ULP, over all finite f32
+/// inputs (enforced by tests).
+pub const SOFTPLUS_MAX_ULP: u32 = 4;
+
 /// Any ONNX activation, vectorized. Sigmoid and tanh use the fast kernels
 /// above; the piecewise-linear ones are exact vector code; Elu and
-/// Softplus go through f64 per lane (a slow path only non-default models
-/// take).
+/// Softplus have their own vector formulas with stated bounds.
 #[inline(always)]
 pub(crate) fn activation_v<S: Simd>(s: S, a: Activation, x: S::V) -> S::V {
     match a {
@@ -126,9 +214,8 @@ pub(crate) fn activation_v<S: Simd>(s: S, a: Activation, x: S::V) -> S::V {
             s.min(s.splat(1.0), s.max(s.zero(), v))
         }
         Activation::Softsign => s.div(x, s.add(s.splat(1.0), s.abs(x))),
-        Activation::Elu { .. } | Activation::Softplus => s.map(x, |v| {
-            crate::reference::activations::eval(a, v as f64) as f32
-        }),
+        Activation::Elu { alpha } => elu_v(s, alpha, x),
+        Activation::Softplus => softplus_v(s, x),
     }
 }
 
@@ -142,75 +229,4 @@ pub fn sigmoid(x: f32) -> f32 {
 /// (same formula). Max error [`TANH_MAX_ULP`] ULP over all finite inputs.
 pub fn tanh(x: f32) -> f32 {
     tanh_v(crate::simd::portable::Scalar, x)
-}
-
-/// Which function [`apply`] evaluates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Function {
-    /// [`sigmoid`]
-    Sigmoid,
-    /// [`tanh`]
-    Tanh,
-}
-
-#[inline(always)]
-fn apply_generic<S: Simd>(s: S, f: Function, xs: &mut [f32]) {
-    let l = S::LANES;
-    let mut chunks = xs.chunks_exact_mut(l);
-    for c in &mut chunks {
-        // SAFETY: `c` has exactly LANES elements.
-        let v = unsafe { s.load(c.as_ptr()) };
-        let y = match f {
-            Function::Sigmoid => sigmoid_v(s, v),
-            Function::Tanh => tanh_v(s, v),
-        };
-        // SAFETY: `c` has exactly LANES elements.
-        unsafe { s.store(c.as_mut_ptr(), y) };
-    }
-    for x in chunks.into_remainder() {
-        *x = match f {
-            Function::Sigmoid => sigmoid(*x),
-            Function::Tanh => tanh(*x),
-        };
-    }
-}
-
-/// Applies `f` in place with kernel family `family`'s vector code (the
-/// tail shorter than a vector uses the scalar twin). For testing and
-/// measuring each ISA's activations; a typed error if the family is not
-/// available here.
-pub fn apply(family: crate::KernelFamily, f: Function, xs: &mut [f32]) -> crate::Result<()> {
-    crate::kernels::with_isa(family, |isa| match isa {
-        crate::kernels::Isa::Scalar => {
-            for x in xs.iter_mut() {
-                *x = match f {
-                    Function::Sigmoid => sigmoid(*x),
-                    Function::Tanh => tanh(*x),
-                };
-            }
-        }
-        crate::kernels::Isa::Portable(s) => apply_generic(s, f, xs),
-        #[cfg(target_arch = "x86_64")]
-        crate::kernels::Isa::Avx2(s) => {
-            /// # Safety
-            /// The `Avx2` token proves AVX2 and FMA.
-            #[target_feature(enable = "avx2,fma")]
-            unsafe fn go(s: crate::simd::x86_64::Avx2, f: Function, xs: &mut [f32]) {
-                apply_generic(s, f, xs)
-            }
-            // SAFETY: `s` is an `Avx2` token, so the CPU has AVX2 and FMA.
-            unsafe { go(s, f, xs) }
-        }
-        #[cfg(target_arch = "x86_64")]
-        crate::kernels::Isa::Avx512(s) => {
-            /// # Safety
-            /// The `Avx512` token proves AVX-512F, AVX2 and FMA.
-            #[target_feature(enable = "avx512f,avx2,fma")]
-            unsafe fn go(s: crate::simd::x86_64::Avx512, f: Function, xs: &mut [f32]) {
-                apply_generic(s, f, xs)
-            }
-            // SAFETY: `s` is an `Avx512` token, so the CPU has the features.
-            unsafe { go(s, f, xs) }
-        }
-    })
 }

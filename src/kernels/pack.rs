@@ -5,10 +5,15 @@
 //! contiguous: for each `k` in `0..K`, the `G` gates' `NR` weights of units
 //! `b*NR .. b*NR+NR`, so one sequential pass over a block produces all gate
 //! pre-activations of those units. Units past `H` are zero.
+//!
+//! [`DirPack`] packs one layer direction (`W`, `R`, the GRU's `R_n`, the
+//! projection, the epilogue's biases and peepholes) for one `NR`; a model
+//! is packed once, for the family and format chosen when it is built.
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::weights::WeightFormat;
+use crate::config::{Cell, Config, GruReset};
+use crate::weights::{DirectionWeights, WeightFormat};
 
 /// 64 bytes, 64-byte aligned: the storage unit that keeps every panel
 /// aligned to a cache line.
@@ -134,6 +139,7 @@ impl Panels {
 
     /// The packed storage viewed as f32 words (16-bit formats: two elements
     /// a word), for streaming its bytes once.
+    #[cfg(feature = "testing")]
     pub(crate) fn raw(&self) -> &[f32] {
         self.data.as_slice()
     }
@@ -145,8 +151,110 @@ impl Panels {
 }
 
 /// A per-unit vector padded to `blocks * nr` (biases, peepholes).
-pub(crate) fn padded(v: impl Iterator<Item = f32>, len: usize) -> Vec<f32> {
+fn padded(v: impl Iterator<Item = f32>, len: usize) -> Vec<f32> {
     let mut out: Vec<f32> = v.collect();
     out.resize(len, 0.0);
     out
+}
+
+/// Grows a scratch buffer to at least `n` elements (never shrinks, so a
+/// workspace allocates only until it has seen its largest shape).
+pub(crate) fn grow<T: Copy + Default>(v: &mut Vec<T>, n: usize) {
+    if v.len() < n {
+        v.resize(n, T::default());
+    }
+}
+
+/// One layer direction, packed for one ISA.
+#[derive(Clone, Debug)]
+pub(crate) struct DirPack {
+    /// `W`, all G gates over the layer input.
+    pub(crate) w: Panels,
+    /// `R`: LSTM 4 gates, GRU reset-after 3 gates, GRU reset-before z and r.
+    pub(crate) r: Panels,
+    /// GRU reset-before: `R_n`.
+    pub(crate) rn: Option<Panels>,
+    /// `[G*Hp]` biases added in the epilogue: LSTM `Wb + Rb`; GRU z, r
+    /// `Wb + Rb`; GRU n `Wb` (reset-after) or `Wb + Rb` (reset-before).
+    pub(crate) bias: Vec<f32>,
+    /// GRU reset-after: `Rb_n` `[Hp]`, scaled by r.
+    pub(crate) rbn: Vec<f32>,
+    /// LSTM peepholes `[3*Hp]`, `i, f, o`.
+    pub(crate) peep: Option<Vec<f32>>,
+    /// LSTM projection, one "gate" of `Hout` units over `H`.
+    pub(crate) proj: Option<Panels>,
+}
+
+impl DirPack {
+    pub(crate) fn new(
+        cfg: &Config,
+        w: &DirectionWeights,
+        layer: usize,
+        nr: usize,
+        fmt: WeightFormat,
+    ) -> DirPack {
+        let (h, g) = (cfg.hidden_size, cfg.cell.gates());
+        let (inp, hout) = (cfg.layer_input_size(layer), cfg.output_size());
+        let hp = h.div_ceil(nr) * nr;
+        let wp = Panels::pack(g, h, inp, nr, fmt, |gate, j, k| {
+            w.w[(gate * h + j) * inp + k]
+        });
+        let before = cfg.cell == Cell::Gru && cfg.gru_reset == GruReset::BeforeMatmul;
+        let r_gates = if before { 2 } else { g };
+        let rp = Panels::pack(r_gates, h, hout, nr, fmt, |gate, j, k| {
+            w.r[(gate * h + j) * hout + k]
+        });
+        let rn = before.then(|| Panels::pack(1, h, h, nr, fmt, |_, j, k| w.r[(2 * h + j) * h + k]));
+        let after = cfg.cell == Cell::Gru && !before;
+        let mut bias = Vec::with_capacity(g * hp);
+        for gate in 0..g {
+            let rb_counts = !(after && gate == 2);
+            bias.extend(padded(
+                (0..h)
+                    .map(|j| w.wb[gate * h + j] + if rb_counts { w.rb[gate * h + j] } else { 0.0 }),
+                hp,
+            ));
+        }
+        let rbn = if after {
+            padded(w.rb[2 * h..3 * h].iter().copied(), hp)
+        } else {
+            Vec::new()
+        };
+        let peep = w.peepholes.as_ref().map(|p| {
+            (0..3)
+                .flat_map(|k| padded(p[k * h..(k + 1) * h].iter().copied(), hp))
+                .collect()
+        });
+        let proj = w
+            .proj
+            .as_ref()
+            .map(|p| Panels::pack(1, hout, h, nr, fmt, |_, j, k| p[j * h + k]));
+        DirPack {
+            w: wp,
+            r: rp,
+            rn,
+            bias,
+            rbn,
+            peep,
+            proj,
+        }
+    }
+
+    pub(crate) fn hp(&self) -> usize {
+        self.r.blocks * self.r.nr
+    }
+
+    /// Row stride of the h buffers: room for H (epilogue blocks) and for
+    /// the projection's blocks.
+    pub(crate) fn hstride(&self) -> usize {
+        let p = self.proj.as_ref().map_or(0, |p| p.blocks * p.nr);
+        self.hp().max(p)
+    }
+
+    /// Bytes of the recurrent panels read per step (R, R_n, projection).
+    pub(crate) fn recurrent_bytes(&self) -> usize {
+        self.r.bytes()
+            + self.rn.as_ref().map_or(0, |p| p.bytes())
+            + self.proj.as_ref().map_or(0, |p| p.bytes())
+    }
 }

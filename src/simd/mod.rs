@@ -73,6 +73,4 @@ pub(crate) trait Simd: Copy {
     fn select_gt(self, a: Self::V, b: Self::V, x: Self::V, y: Self::V) -> Self::V;
     /// `if a >= b { x } else { y }` per lane (false for NaN).
     fn select_ge(self, a: Self::V, b: Self::V, x: Self::V, y: Self::V) -> Self::V;
-    /// Applies a scalar function to every lane (slow paths only).
-    fn map(self, a: Self::V, f: impl Fn(f32) -> f32) -> Self::V;
 }

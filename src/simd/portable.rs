@@ -124,10 +124,6 @@ impl Simd for Portable {
     fn select_ge(self, a: [f32; 8], b: [f32; 8], x: [f32; 8], y: [f32; 8]) -> [f32; 8] {
         std::array::from_fn(|i| sel(a[i] >= b[i], x[i], y[i]))
     }
-    #[inline(always)]
-    fn map(self, a: [f32; 8], f: impl Fn(f32) -> f32) -> [f32; 8] {
-        a.map(f)
-    }
 }
 
 impl Simd for Scalar {
@@ -214,9 +210,5 @@ impl Simd for Scalar {
     #[inline(always)]
     fn select_ge(self, a: f32, b: f32, x: f32, y: f32) -> f32 {
         sel(a >= b, x, y)
-    }
-    #[inline(always)]
-    fn map(self, a: f32, f: impl Fn(f32) -> f32) -> f32 {
-        f(a)
     }
 }

@@ -12,10 +12,7 @@ pub(crate) struct Avx2(());
 impl Avx2 {
     /// The token, if this CPU has the features.
     pub(crate) fn new() -> Option<Avx2> {
-        if is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("fma")
-            && is_x86_feature_detected!("f16c")
-        {
+        if super::isa_features!(avx2 detect) {
             Some(Avx2(()))
         } else {
             None
@@ -145,16 +142,5 @@ impl Simd for Avx2 {
     fn select_ge(self, a: __m256, b: __m256, x: __m256, y: __m256) -> __m256 {
         // SAFETY: the token proves AVX2.
         unsafe { _mm256_blendv_ps(y, x, _mm256_cmp_ps::<_CMP_GE_OQ>(a, b)) }
-    }
-    #[inline(always)]
-    fn map(self, a: __m256, f: impl Fn(f32) -> f32) -> __m256 {
-        let mut buf = [0.0f32; 8];
-        // SAFETY: `buf` holds 8 floats.
-        unsafe { self.store(buf.as_mut_ptr(), a) };
-        for v in &mut buf {
-            *v = f(*v);
-        }
-        // SAFETY: `buf` holds 8 floats.
-        unsafe { self.load(buf.as_ptr()) }
     }
 }

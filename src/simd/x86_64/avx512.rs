@@ -12,10 +12,7 @@ pub(crate) struct Avx512(());
 impl Avx512 {
     /// The token, if this CPU has the features.
     pub(crate) fn new() -> Option<Avx512> {
-        if is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("fma")
-        {
+        if super::isa_features!(avx512 detect) {
             Some(Avx512(()))
         } else {
             None
@@ -147,16 +144,5 @@ impl Simd for Avx512 {
     fn select_ge(self, a: __m512, b: __m512, x: __m512, y: __m512) -> __m512 {
         // SAFETY: the token proves AVX-512F.
         unsafe { _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_GE_OQ>(a, b), y, x) }
-    }
-    #[inline(always)]
-    fn map(self, a: __m512, f: impl Fn(f32) -> f32) -> __m512 {
-        let mut buf = [0.0f32; 16];
-        // SAFETY: `buf` holds 16 floats.
-        unsafe { self.store(buf.as_mut_ptr(), a) };
-        for v in &mut buf {
-            *v = f(*v);
-        }
-        // SAFETY: `buf` holds 16 floats.
-        unsafe { self.load(buf.as_ptr()) }
     }
 }

@@ -1,0 +1,213 @@
+//! The product microkernel: one pass over a block's panel leaves every
+//! gate's pre-activation for a tile of rows in registers. Also the panel
+//! element formats (f32, bf16, f16: widened to f32 as loaded) and the
+//! per-ISA [`Kernel`] trait (tile sizes, chunking, the out-of-line call).
+
+// Index loops over the small register arrays (gate x half x row) read
+// closer to the math than iterator chains.
+#![allow(clippy::needless_range_loop)]
+
+use super::pack::Panels;
+use crate::simd::Simd;
+use crate::weights::WeightFormat;
+
+/// `[gate][vector]` accumulators for one row: `NV` = 2 vectors per gate
+/// (a whole block of `NR = 2 * LANES` units) or 1 (half a block).
+pub(crate) type Acc<V, const G: usize, const NV: usize> = [[V; NV]; G];
+
+/// An ISA whose [`dot`] runs as a function of its own, compiled for the
+/// ISA's features and never inlined into the tile functions. Inlined, the
+/// epilogue's constants (σ/tanh coefficients, hoisted out of the block
+/// loop by LLVM) took the registers the product's sums need, and the 3-row
+/// LSTM tile kept its 24 sums on the stack: a load, an FMA and a store per
+/// sum and weight row. Out of line, the loop holds the sums, the row
+/// broadcasts and one weight vector in registers. The call costs a few
+/// dozen cycles per tile against `K * G * 2 * MB` FMAs.
+pub(crate) trait Kernel: Simd {
+    /// Most rows of a whole-block tile (`NV = 2`, 1..=3). Up to this many
+    /// active rows run as one whole-block tile per block: the batch-1
+    /// latency path, with `2 * G` independent sums per row.
+    const FULL_ROWS: usize;
+    /// Rows of a half-block tile (`NV = 1`; 1, 2, 3 or 6), used when more
+    /// rows are active: each weight vector feeds this many rows, so a batch
+    /// reads the panels from L2 half as often per FMA. Rows left over run
+    /// in whole-block tiles.
+    const HALF_ROWS: usize;
+    /// With more than one tile, walk each panel in chunks of this many
+    /// bytes, kept in L1 across the tiles, with the partial sums parked in
+    /// `Bufs::acc` (see `tile.rs`); 0 = one pass over the whole panel per tile.
+    const CHUNK_BYTES: usize;
+
+    /// [`dot`] for this ISA.
+    ///
+    /// # Safety
+    /// As for [`dot`].
+    unsafe fn dot_k<E: Elem, const G: usize, const MB: usize, const NV: usize>(
+        self,
+        blk: *const E,
+        v0: usize,
+        k0: usize,
+        k1: usize,
+        rows: [*const f32; MB],
+        acc: [Acc<Self::V, G, NV>; MB],
+    ) -> [Acc<Self::V, G, NV>; MB];
+}
+
+/// A panel element: f32, or a 16-bit format widened to f32 exactly as it
+/// is loaded (compute and state stay f32).
+pub(crate) trait Elem: Copy {
+    /// Loads vector `v` (0 or 1) of one gate's `NR = 2 * LANES` elements
+    /// starting at `gate`, as f32.
+    ///
+    /// # Safety
+    /// `gate` is valid for reading `2 * LANES` elements.
+    unsafe fn load_v<S: Simd>(s: S, gate: *const Self, v: usize) -> S::V;
+}
+
+impl Elem for f32 {
+    #[inline(always)]
+    unsafe fn load_v<S: Simd>(s: S, gate: *const f32, v: usize) -> S::V {
+        // SAFETY: forwarded contract; v < 2.
+        unsafe { s.load(gate.add(v * S::LANES)) }
+    }
+}
+
+/// A bf16 panel element (the high half of an f32). Bf16 panels store each
+/// gate's `NR` units as `LANES` pairs (unit `i`, unit `LANES + i`), so both
+/// vectors come from one full-width load, one by a shift and one by a mask
+/// (see [`Panels::pack`]).
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub(crate) struct Bf16(#[allow(dead_code)] u16);
+
+impl Elem for Bf16 {
+    #[inline(always)]
+    unsafe fn load_v<S: Simd>(s: S, gate: *const Bf16, v: usize) -> S::V {
+        // SAFETY: forwarded contract; Bf16 is a transparent u16.
+        unsafe { s.load_bf16_pair(gate.cast(), v == 1) }
+    }
+}
+
+/// An IEEE binary16 panel element.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub(crate) struct F16(#[allow(dead_code)] u16);
+
+impl Elem for F16 {
+    #[inline(always)]
+    unsafe fn load_v<S: Simd>(s: S, gate: *const F16, v: usize) -> S::V {
+        // SAFETY: forwarded contract; F16 is a transparent u16; v < 2.
+        unsafe { s.load_f16(gate.add(v * S::LANES).cast()) }
+    }
+}
+
+/// [`Kernel::dot_k`] over block `blk` of `p` (from vector `v0` of each
+/// gate), in the panel's storage format: the format is matched once per
+/// call, outside the product loop.
+///
+/// # Safety
+/// As for [`dot`]: `blk < p.blocks`, `k1 <= p.k`, `v0 + NV <= 2`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn dot_panel<S: Kernel, const G: usize, const MB: usize, const NV: usize>(
+    s: S,
+    p: &Panels,
+    blk: usize,
+    v0: usize,
+    k0: usize,
+    k1: usize,
+    rows: [*const f32; MB],
+    acc: [Acc<S::V, G, NV>; MB],
+) -> [Acc<S::V, G, NV>; MB] {
+    let at = blk * p.block_len();
+    // SAFETY: `at` is inside the panel's storage (forwarded contract); the
+    // pointer's element type is the panel's format.
+    unsafe {
+        match p.format() {
+            WeightFormat::F32 => {
+                s.dot_k::<f32, G, MB, NV>(p.ptr::<f32>().add(at), v0, k0, k1, rows, acc)
+            }
+            WeightFormat::Bf16 => {
+                s.dot_k::<Bf16, G, MB, NV>(p.ptr::<Bf16>().add(at), v0, k0, k1, rows, acc)
+            }
+            WeightFormat::F16 => {
+                s.dot_k::<F16, G, MB, NV>(p.ptr::<F16>().add(at), v0, k0, k1, rows, acc)
+            }
+        }
+    }
+}
+
+/// `acc[m][g][v] += sum_{k0 <= kk < k1} panel[kk][g][v0 + v] * rows[m][kk]`
+/// over one block: both vectors of each gate (`NV = 2`, `v0 = 0`) or one
+/// (`NV = 1`, `v0` 0 or 1).
+///
+/// # Safety
+/// `blk` points to a block of a [`Panels`] with `G` gates, `NR = 2 * LANES`
+/// and at least `k1` rows; `v0 + NV <= 2`; each `rows[m]` is valid for
+/// reading `k1` floats.
+#[inline(always)]
+pub(crate) unsafe fn dot<S: Simd, E: Elem, const G: usize, const MB: usize, const NV: usize>(
+    s: S,
+    blk: *const E,
+    v0: usize,
+    k0: usize,
+    k1: usize,
+    rows: [*const f32; MB],
+    acc: [Acc<S::V, G, NV>; MB],
+) -> [Acc<S::V, G, NV>; MB] {
+    // The vector index as a constant inside the loop, so the element's
+    // load (a bf16 pair's shift or mask) is fixed at compile time.
+    // SAFETY: forwarded contract.
+    unsafe {
+        if NV == 1 && v0 == 1 {
+            dot_v0::<S, E, G, MB, NV, 1>(s, blk, k0, k1, rows, acc)
+        } else {
+            dot_v0::<S, E, G, MB, NV, 0>(s, blk, k0, k1, rows, acc)
+        }
+    }
+}
+
+/// [`dot`] for a constant `V0`.
+///
+/// # Safety
+/// As for [`dot`].
+#[inline(always)]
+unsafe fn dot_v0<
+    S: Simd,
+    E: Elem,
+    const G: usize,
+    const MB: usize,
+    const NV: usize,
+    const V0: usize,
+>(
+    s: S,
+    blk: *const E,
+    k0: usize,
+    k1: usize,
+    rows: [*const f32; MB],
+    mut acc: [Acc<S::V, G, NV>; MB],
+) -> [Acc<S::V, G, NV>; MB] {
+    let l = S::LANES;
+    let nr = 2 * l;
+    let mut wp = blk.wrapping_add(k0 * G * nr);
+    for kk in k0..k1 {
+        let mut x = [s.zero(); MB];
+        for m in 0..MB {
+            // SAFETY: rows[m] has at least k1 > kk floats.
+            x[m] = s.splat(unsafe { *rows[m].add(kk) });
+        }
+        // One weight vector at a time, used by every row right away: live
+        // registers are the MB*G*NV sums, MB broadcasts and one weight.
+        for g in 0..G {
+            for v in 0..NV {
+                // SAFETY: kk < k1 <= K, so the G*NR weights at `wp` are in the block.
+                let w = unsafe { E::load_v(s, wp.add(g * nr), V0 + v) };
+                for m in 0..MB {
+                    acc[m][g][v] = s.mul_add(w, x[m], acc[m][g][v]);
+                }
+            }
+        }
+        wp = wp.wrapping_add(G * nr);
+    }
+    acc
+}

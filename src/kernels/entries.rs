@@ -1,0 +1,263 @@
+//! The per-ISA entry points. The generic kernels are `#[inline(always)]`
+//! over [`Simd`]; each ISA instantiates them inside functions compiled with
+//! its `#[target_feature]`s (taken from the one feature list per ISA,
+//! `simd::x86_64::isa_features!`), so the intrinsics inline. [`Token`]
+//! dispatches from a token to them; holding the token proves the features.
+
+use super::dot::{self, Acc, Elem, Kernel};
+use super::project;
+use super::step;
+use super::tile::{Bufs, Ctx};
+use crate::family::Isa;
+use crate::simd::portable::Portable;
+#[cfg(target_arch = "x86_64")]
+use crate::simd::x86_64::{isa_features, Avx2, Avx512};
+use crate::simd::Simd;
+
+/// AVX-512 tiles run over whole panels: its 6-row half tiles reuse each
+/// weight vector 6 times, enough to run at the FMA rate from L2, and
+/// parking the sums of chunks (24 zmm per tile and chunk) costs more than
+/// it saves (lstm-h256-b64: 86 GFLOP/s unchunked, 66 with 8 KiB chunks, 47
+/// with 4 KiB; one run each on this project's Zen 4 machine).
+const CHUNK_AVX512: usize = 0;
+/// AVX2's 3-row tiles reuse each weight vector 3 times, which needs more
+/// than L2 delivers; 8 KiB chunks stay in L1 (lstm-h256-b64: 61 GFLOP/s
+/// unchunked, 64-71 with 8 KiB chunks, 60-62 with 16 KiB).
+const CHUNK_AVX2: usize = 8192;
+
+/// The signature of an out-of-line [`dot::dot`].
+type DotFn<S, E, const G: usize, const MB: usize, const NV: usize> =
+    unsafe fn(
+        S,
+        *const E,
+        usize,
+        usize,
+        usize,
+        [*const f32; MB],
+        [Acc<<S as Simd>::V, G, NV>; MB],
+    ) -> [Acc<<S as Simd>::V, G, NV>; MB];
+
+/// `impl Kernel` for an ISA token whose out-of-line product is `$dot`.
+macro_rules! kernel_impl {
+    ($ty:ty, $dot:ident, full: $full:expr, half: $half:expr, chunk: $chunk:expr) => {
+        impl Kernel for $ty {
+            const FULL_ROWS: usize = $full;
+            const HALF_ROWS: usize = $half;
+            const CHUNK_BYTES: usize = $chunk;
+            #[inline(always)]
+            unsafe fn dot_k<E: Elem, const G: usize, const MB: usize, const NV: usize>(
+                self,
+                blk: *const E,
+                v0: usize,
+                k0: usize,
+                k1: usize,
+                rows: [*const f32; MB],
+                acc: [Acc<<$ty as Simd>::V, G, NV>; MB],
+            ) -> [Acc<<$ty as Simd>::V, G, NV>; MB] {
+                if MB == 1 && (std::mem::size_of::<E>() == 4 || <$ty as Simd>::LANES > 8) {
+                    // One row's sums fit beside the epilogue's constants,
+                    // and at batch 1 with a small H the call would cost
+                    // more than it saves (gru-h64-b1: +25%). Not with
+                    // 16-bit weights on 16 registers (AVX2): the widening
+                    // temporaries made LLVM keep a sum on the stack
+                    // (lstm-h1024-b1 bf16: 450 us inlined, 293 out of line).
+                    // SAFETY: forwarded contract.
+                    return unsafe {
+                        dot::dot::<$ty, E, G, MB, NV>(self, blk, v0, k0, k1, rows, acc)
+                    };
+                }
+                // rustc drops `#[inline(never)]` on `#[target_feature]`
+                // functions (1.95: no `noinline` in the IR) and LLVM then
+                // inlines them into the step; a call through an opaque
+                // pointer stays a call.
+                let f: DotFn<$ty, E, G, MB, NV> = std::hint::black_box($dot::<E, G, MB, NV>);
+                // SAFETY: forwarded contract; holding the token proves the
+                // CPU features.
+                unsafe { f(self, blk, v0, k0, k1, rows, acc) }
+            }
+        }
+    };
+}
+
+/// The `#[target_feature]` entry points of one x86_64 ISA, compiled with
+/// the features of `isa_features!($isa)`.
+#[cfg(target_arch = "x86_64")]
+macro_rules! entries {
+    (
+        $isa:ident,
+        $ty:ty,
+        $step:ident,
+        $project:ident,
+        $stream:ident,
+        $dot:ident,
+        full: $full:expr,
+        half: $half:expr,
+        chunk: $chunk:expr
+    ) => {
+        isa_features!($isa enable {
+            /// # Safety
+            /// The CPU supports the features and the contract of
+            /// [`dot::dot`] holds.
+            #[inline(never)]
+            unsafe fn $dot<E: Elem, const G: usize, const MB: usize, const NV: usize>(
+                s: $ty,
+                blk: *const E,
+                v0: usize,
+                k0: usize,
+                k1: usize,
+                rows: [*const f32; MB],
+                acc: [Acc<<$ty as Simd>::V, G, NV>; MB],
+            ) -> [Acc<<$ty as Simd>::V, G, NV>; MB] {
+                // SAFETY: forwarded contract.
+                unsafe { dot::dot::<$ty, E, G, MB, NV>(s, blk, v0, k0, k1, rows, acc) }
+            }
+
+            /// # Safety
+            /// The CPU supports the features (proved by holding the token)
+            /// and the contract of [`step::step`] holds.
+            unsafe fn $step(s: $ty, ctx: &Ctx<'_>, b: &Bufs, rows: &[usize], backwards: bool) {
+                // SAFETY: forwarded contract.
+                unsafe { step::step(s, ctx, b, rows, backwards) }
+            }
+
+            /// # Safety
+            /// The CPU supports the features and the contract of
+            /// [`project::project`] holds.
+            unsafe fn $project(
+                s: $ty,
+                ctx: &Ctx<'_>,
+                x: *const f32,
+                xs: usize,
+                n: usize,
+                out: *mut f32,
+            ) {
+                // SAFETY: forwarded contract.
+                unsafe { project::project(s, ctx, x, xs, n, out) }
+            }
+
+            /// # Safety
+            /// The CPU supports the features.
+            #[cfg(feature = "testing")]
+            unsafe fn $stream(s: $ty, d: &[f32]) -> f32 {
+                super::probe::stream_sum(s, d)
+            }
+        });
+        kernel_impl!($ty, $dot, full: $full, half: $half, chunk: $chunk);
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+entries!(
+    avx512,
+    Avx512,
+    step_avx512,
+    project_avx512,
+    stream_avx512,
+    dot_avx512,
+    // 32 registers: a whole-block LSTM tile of 3 rows holds 24 sums, a
+    // half-block tile of 6 rows 24 (plus 6 broadcasts and one weight).
+    full: 3,
+    half: 6,
+    chunk: CHUNK_AVX512
+);
+#[cfg(target_arch = "x86_64")]
+entries!(
+    avx2,
+    Avx2,
+    step_avx2,
+    project_avx2,
+    stream_avx2,
+    dot_avx2,
+    // 16 registers: one whole-block LSTM row (8 sums) or 3 half-block rows (12).
+    full: 1,
+    half: 3,
+    chunk: CHUNK_AVX2
+);
+
+/// Portable needs no features; its product is out of line for the same
+/// reason as the others' (see [`Kernel`]).
+///
+/// # Safety
+/// The contract of [`dot::dot`].
+#[inline(never)]
+unsafe fn dot_portable<E: Elem, const G: usize, const MB: usize, const NV: usize>(
+    s: Portable,
+    blk: *const E,
+    v0: usize,
+    k0: usize,
+    k1: usize,
+    rows: [*const f32; MB],
+    acc: [Acc<<Portable as Simd>::V, G, NV>; MB],
+) -> [Acc<<Portable as Simd>::V, G, NV>; MB] {
+    // SAFETY: forwarded contract.
+    unsafe { dot::dot::<Portable, E, G, MB, NV>(s, blk, v0, k0, k1, rows, acc) }
+}
+
+// [f32; 8] "vectors": small tiles; the compiler maps them to whatever
+// registers the target has.
+kernel_impl!(Portable, dot_portable, full: 1, half: 2, chunk: CHUNK_AVX2);
+
+/// Dispatch from an ISA token to its `#[target_feature]` entry points.
+#[derive(Clone, Copy)]
+pub(crate) struct Token(pub(crate) Isa);
+
+impl Token {
+    /// One time step: [`step::step`] for this token's ISA.
+    ///
+    /// # Safety
+    /// The contract of [`step::step`]; the token is not the reference's.
+    pub(crate) unsafe fn step(self, ctx: &Ctx<'_>, b: &Bufs, rows: &[usize], backwards: bool) {
+        // SAFETY: forwarded contract; an Avx2/Avx512 token proves its CPU
+        // features.
+        unsafe {
+            match self.0 {
+                Isa::Scalar => unreachable!("the reference has no fast kernel"),
+                Isa::Portable(s) => step::step(s, ctx, b, rows, backwards),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2(s) => step_avx2(s, ctx, b, rows, backwards),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512(s) => step_avx512(s, ctx, b, rows, backwards),
+            }
+        }
+    }
+
+    /// The input projection: [`project::project`] for this token's ISA.
+    ///
+    /// # Safety
+    /// The contract of [`project::project`]; the token is not the reference's.
+    pub(crate) unsafe fn project(
+        self,
+        ctx: &Ctx<'_>,
+        x: *const f32,
+        xs: usize,
+        n: usize,
+        out: *mut f32,
+    ) {
+        // SAFETY: forwarded contract; tokens prove features.
+        unsafe {
+            match self.0 {
+                Isa::Scalar => unreachable!("the reference has no fast kernel"),
+                Isa::Portable(s) => project::project(s, ctx, x, xs, n, out),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2(s) => project_avx2(s, ctx, x, xs, n, out),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512(s) => project_avx512(s, ctx, x, xs, n, out),
+            }
+        }
+    }
+
+    /// Sums `d` with this ISA's loads ([`super::probe::stream_sum`]).
+    #[cfg(feature = "testing")]
+    pub(crate) fn stream_sum(self, d: &[f32]) -> f32 {
+        match self.0 {
+            Isa::Scalar => d.iter().sum(),
+            Isa::Portable(s) => super::probe::stream_sum(s, d),
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the token proves AVX2, FMA and F16C.
+            Isa::Avx2(s) => unsafe { stream_avx2(s, d) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the token proves AVX-512F.
+            Isa::Avx512(s) => unsafe { stream_avx512(s, d) },
+        }
+    }
+}
