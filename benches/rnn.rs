@@ -16,7 +16,7 @@ fn bench_shapes(c: &mut Criterion) {
         let x = shape.input();
         for family in KernelFamily::available() {
             let model = shape.model().with_kernel(family).expect("available");
-            let mut state = model.new_state(shape.batch);
+            let mut state = model.new_state(shape.batch).unwrap();
             let mut ws = Workspace::new();
             if shape.streaming {
                 let mut out = vec![0.0; shape.batch * model.output_features()];

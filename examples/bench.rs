@@ -59,7 +59,7 @@ fn run_shape(shape: &Shape, kernel: &str, weights: WeightFormat, json: bool) -> 
     };
     let x = shape.input();
     let (t, b) = (shape.steps, shape.batch);
-    let mut state = model.new_state(b);
+    let mut state = model.new_state(b).unwrap();
     let mut ws = Workspace::new();
     let (name, total_ns) = if kernel == "unfused" {
         let u = Unfused::new(&model).map_err(|e| e.to_string())?;

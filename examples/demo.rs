@@ -40,7 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let x = get("x")?;
         let (t, b) = (x.shape[0], x.shape[1]);
-        let mut init = model.new_state(b);
+        let mut init = model.new_state(b)?;
         init.h_mut().copy_from_slice(&get("h0")?.data);
         if cell == Cell::Lstm {
             init.c_mut().copy_from_slice(&get("c0")?.data);

@@ -226,6 +226,14 @@ impl Activations {
     }
 }
 
+/// Largest `input_size`, `hidden_size` and `proj_size` of a model (2^24):
+/// far above any RNN in use, and small enough that the element and byte
+/// counts of every weight matrix, panel and state row fit in 64 bits.
+pub const MAX_SIZE: usize = 1 << 24;
+
+/// Most stacked layers of a model (2^16).
+pub const MAX_LAYERS: usize = 1 << 16;
+
 /// The full description of a model: everything except the weights.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -298,15 +306,32 @@ impl Config {
     }
 
     /// Checks every value; called by every constructor.
+    ///
+    /// Sizes are bounded here, once, so that nothing computed from them
+    /// later can overflow: `input_size`, `hidden_size` and `proj_size` at
+    /// most [`MAX_SIZE`], `num_layers` at most [`MAX_LAYERS`], and the
+    /// bytes of each layer direction's largest weight matrix
+    /// (`G * H * max(I, D * Hout)` floats) must fit in an `isize`.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidAttribute`] naming the first bad value.
     pub fn validate(&self) -> Result<()> {
-        if self.hidden_size == 0 {
-            return Err(attr_err("hidden_size", "must be at least 1"));
+        for (name, v) in [
+            ("hidden_size", self.hidden_size),
+            ("input_size", self.input_size),
+        ] {
+            if v == 0 || v > MAX_SIZE {
+                return Err(attr_err(
+                    name,
+                    format!("must be in 1..={MAX_SIZE}, got {v}"),
+                ));
+            }
         }
-        if self.input_size == 0 {
-            return Err(attr_err("input_size", "must be at least 1"));
-        }
-        if self.num_layers == 0 {
-            return Err(attr_err("num_layers", "must be at least 1"));
+        if self.num_layers == 0 || self.num_layers > MAX_LAYERS {
+            return Err(attr_err(
+                "num_layers",
+                format!("must be in 1..={MAX_LAYERS}, got {}", self.num_layers),
+            ));
         }
         if let Some(clip) = self.clip {
             if !(clip.is_finite() && clip > 0.0) {
@@ -332,6 +357,19 @@ impl Config {
                     ),
                 ));
             }
+        }
+        let widest = self
+            .input_size
+            .max(self.num_directions() * self.output_size());
+        let bytes = [self.cell.gates(), self.hidden_size, widest, 4]
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .filter(|&b| b <= isize::MAX as usize);
+        if bytes.is_none() {
+            return Err(attr_err(
+                "hidden_size",
+                "the weight matrices' byte counts overflow this target's address space",
+            ));
         }
         for acts in &self.activations {
             for a in [acts.f, acts.g, acts.h] {

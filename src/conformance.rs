@@ -13,7 +13,8 @@ use crate::import::onnx::{self, OnnxAttributes};
 use crate::import::pytorch::{self, PytorchOptions};
 use crate::import::safetensors::TensorFile;
 use crate::import::{Tensor, TensorSource};
-use crate::model::{Layout, Rnn, Sequence, State, Workspace};
+use crate::model::Rnn;
+use crate::state::{Layout, Sequence, State, Workspace};
 
 /// Which expected tensor a case compares against, in our output terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,156 +161,204 @@ pub fn load_case(path: &Path) -> Result<Case> {
     parse_case(&bytes, &name, &p)
 }
 
+/// The tensor names of one layout, and the dtypes the format requires.
+struct Names {
+    x: &'static str,
+    h0: &'static str,
+    c0: &'static str,
+    /// The expected output and how it maps to ours.
+    y: (&'static str, Target),
+    hn: &'static str,
+    cn: &'static str,
+    lengths: &'static str,
+    /// The dtype of the lengths tensor (`I32` for ONNX, `I64` for PyTorch).
+    lengths_dtype: &'static str,
+}
+
+const ONNX: Names = Names {
+    x: "X",
+    h0: "initial_h",
+    c0: "initial_c",
+    y: ("Y", Target::OnnxY),
+    hn: "Y_h",
+    cn: "Y_c",
+    lengths: "sequence_lens",
+    lengths_dtype: "I32",
+};
+
+const PYTORCH: Names = Names {
+    x: "x",
+    h0: "h0",
+    c0: "c0",
+    y: ("output", Target::Output),
+    hn: "h_n",
+    cn: "c_n",
+    lengths: "lengths",
+    lengths_dtype: "I64",
+};
+
 /// Parses a case from a file's bytes; `name` is the case name and `p` the
-/// path shown in error messages.
+/// path shown in error messages. Every tensor must have the dtype and
+/// shape `tests/data/GOLDEN_FORMAT.md` gives; all of them are checked
+/// before anything is sized from the metadata.
 pub fn parse_case(bytes: &[u8], name: &str, p: &str) -> Result<Case> {
-    let name = name.to_string();
     let file = TensorFile::parse(bytes).map_err(|e| bad(p, e))?;
-    let p = p.to_string();
     let meta = Meta {
         map: file.metadata(),
-        path: &p,
+        path: p,
     };
     let cell = match meta.get("op")? {
         "lstm" => Cell::Lstm,
         "gru" => Cell::Gru,
-        other => return Err(bad(&p, format!("unknown op `{other}`"))),
+        other => return Err(bad(p, format!("unknown op `{other}`"))),
     };
-    let (t, b) = (meta.usize("seq_len")?, meta.usize("batch")?);
     let (hidden, input) = (meta.usize("hidden_size")?, meta.usize("input_size")?);
-    let f32t = |n: &str| file.f32(n).map_err(|e| bad(&p, e));
-    let opt = |n: &str| file.tensor(n).map_err(|e| bad(&p, e));
-    match meta.get("layout")? {
-        "onnx" => {
-            let mut attrs = OnnxAttributes {
-                direction: OnnxAttributes::parse_direction(meta.get("direction")?)
-                    .map_err(|e| bad(&p, e))?,
-                hidden_size: Some(hidden),
-                input_forget: meta.flag("input_forget")?,
-                linear_before_reset: meta.flag("linear_before_reset")?,
-                ..OnnxAttributes::default()
-            };
-            if let Some(c) = meta.map.get("clip") {
-                attrs.clip = Some(
-                    c.trim()
-                        .parse()
-                        .map_err(|_| bad(&p, format!("clip `{c}` is not a number")))?,
-                );
-            }
-            if let Some(a) = meta.map.get("activations") {
-                attrs.activations = a.split(',').map(|s| s.trim().to_string()).collect();
-            }
-            attrs.activation_alpha = meta.floats("activation_alpha")?;
-            attrs.activation_beta = meta.floats("activation_beta")?;
-            let (w, r, bias) = (f32t("W")?, f32t("R")?, opt("B")?);
-            let model = match cell {
-                Cell::Lstm => {
-                    let pp = opt("P")?;
-                    onnx::lstm(
-                        w.view(),
-                        r.view(),
-                        bias.as_ref().map(|x| x.view()),
-                        pp.as_ref().map(|x| x.view()),
-                        &attrs,
-                    )
-                }
-                Cell::Gru => onnx::gru(w.view(), r.view(), bias.as_ref().map(|x| x.view()), &attrs),
-            }
-            .map_err(|e| bad(&p, e))?;
-            let d = model.config().num_directions();
-            if model.config().input_size != input {
-                return Err(bad(&p, "W disagrees with input_size"));
-            }
-            let x = f32t("X")?;
-            expect_shape(&p, "X", &x, &[t, b, input])?;
-            let mut initial = model.new_state(b);
-            if let Some(h0) = opt("initial_h")? {
-                expect_shape(&p, "initial_h", &h0, &[d, b, hidden])?;
-                initial.h_mut().copy_from_slice(&h0.data);
-            }
-            if let Some(c0) = opt("initial_c")? {
-                if cell != Cell::Lstm {
-                    return Err(bad(&p, "initial_c on a GRU"));
-                }
-                expect_shape(&p, "initial_c", &c0, &[d, b, hidden])?;
-                initial.c_mut().copy_from_slice(&c0.data);
-            }
-            let mut expected = Vec::new();
-            let y = f32t("Y")?;
-            expect_shape(&p, "Y", &y, &[t, d, b, hidden])?;
-            expected.push(("Y".to_string(), Target::OnnxY, y.data));
-            let yh = f32t("Y_h")?;
-            expect_shape(&p, "Y_h", &yh, &[d, b, hidden])?;
-            expected.push(("Y_h".to_string(), Target::FinalH, yh.data));
-            if cell == Cell::Lstm {
-                let yc = f32t("Y_c")?;
-                expect_shape(&p, "Y_c", &yc, &[d, b, hidden])?;
-                expected.push(("Y_c".to_string(), Target::FinalC, yc.data));
-            }
-            Ok(Case {
-                name,
-                model,
-                input: x.data,
-                seq_len: t,
-                batch: b,
-                lengths: lengths(&p, &file, "sequence_lens", b, t)?,
-                initial,
-                expected,
-            })
-        }
+    let (model, names) = match meta.get("layout")? {
+        "onnx" => (onnx_model(&file, &meta, cell, p)?, &ONNX),
         "pytorch" => {
             let model = pytorch::from_state_dict(&file, &PytorchOptions::new(cell))
-                .map_err(|e| bad(&p, e))?;
+                .map_err(|e| bad(p, e))?;
             let cfg = model.config();
             let bidir = cfg.direction == Direction::Bidirectional;
             if cfg.num_layers != meta.usize("num_layers")?
                 || bidir != meta.flag("bidirectional")?
                 || cfg.proj_size != meta.usize("proj_size")?
-                || cfg.hidden_size != hidden
-                || cfg.input_size != input
             {
-                return Err(bad(&p, "the weights disagree with the metadata"));
+                return Err(bad(p, "the weights disagree with the metadata"));
             }
-            let (ld, hout) = (cfg.num_layers * cfg.num_directions(), cfg.output_size());
-            let x = f32t("x")?;
-            expect_shape(&p, "x", &x, &[t, b, input])?;
-            let mut initial = model.new_state(b);
-            if let Some(h0) = opt("h0")? {
-                expect_shape(&p, "h0", &h0, &[ld, b, hout])?;
-                initial.h_mut().copy_from_slice(&h0.data);
-            }
-            if let Some(c0) = opt("c0")? {
-                if cell != Cell::Lstm {
-                    return Err(bad(&p, "c0 on a GRU"));
-                }
-                expect_shape(&p, "c0", &c0, &[ld, b, hidden])?;
-                initial.c_mut().copy_from_slice(&c0.data);
-            }
-            let mut expected = Vec::new();
-            let out = f32t("output")?;
-            expect_shape(&p, "output", &out, &[t, b, model.output_features()])?;
-            expected.push(("output".to_string(), Target::Output, out.data));
-            let hn = f32t("h_n")?;
-            expect_shape(&p, "h_n", &hn, &[ld, b, hout])?;
-            expected.push(("h_n".to_string(), Target::FinalH, hn.data));
-            if cell == Cell::Lstm {
-                let cn = f32t("c_n")?;
-                expect_shape(&p, "c_n", &cn, &[ld, b, hidden])?;
-                expected.push(("c_n".to_string(), Target::FinalC, cn.data));
-            }
-            Ok(Case {
-                name,
-                model,
-                input: x.data,
-                seq_len: t,
-                batch: b,
-                lengths: lengths(&p, &file, "lengths", b, t)?,
-                initial,
-                expected,
-            })
+            (model, &PYTORCH)
         }
-        other => Err(bad(&p, format!("unknown layout `{other}`"))),
+        other => return Err(bad(p, format!("unknown layout `{other}`"))),
+    };
+    let cfg = model.config();
+    if cfg.hidden_size != hidden || cfg.input_size != input {
+        return Err(bad(p, "the weights disagree with hidden_size/input_size"));
     }
+    for t in file.names() {
+        let want = if t == names.lengths {
+            names.lengths_dtype
+        } else {
+            "F32"
+        };
+        if file.dtype(t) != Some(want) {
+            return Err(bad(
+                p,
+                format!(
+                    "tensor `{t}` is {:?}, the format says {want}",
+                    file.dtype(t)
+                ),
+            ));
+        }
+    }
+    let (t, b) = (meta.usize("seq_len")?, meta.usize("batch")?);
+    let dims = |v: &[usize]| -> Result<Vec<usize>> {
+        // Checked: the metadata are the file's to choose.
+        v.iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .map(|_| v.to_vec())
+            .ok_or_else(|| bad(p, format!("shape {v:?} overflows")))
+    };
+    let (ld, hout, feat) = (
+        cfg.num_layers * cfg.num_directions(),
+        cfg.output_size(),
+        model.output_features(),
+    );
+    let get = |n: &str, shape: Vec<usize>| -> Result<Option<Vec<f32>>> {
+        match file.tensor(n).map_err(|e| bad(p, e))? {
+            None => Ok(None),
+            Some(x) => {
+                expect_shape(p, n, &x, &shape)?;
+                Ok(Some(x.data))
+            }
+        }
+    };
+    let need = |n: &str, shape: Vec<usize>| -> Result<Vec<f32>> {
+        get(n, shape)?.ok_or_else(|| bad(p, format!("tensor `{n}` missing")))
+    };
+    let x = need(names.x, dims(&[t, b, input])?)?;
+    let y_dims = match names.y.1 {
+        Target::OnnxY => dims(&[t, ld, b, hout])?,
+        _ => dims(&[t, b, feat])?,
+    };
+    let mut expected = vec![
+        (names.y.0.to_string(), names.y.1, need(names.y.0, y_dims)?),
+        (
+            names.hn.to_string(),
+            Target::FinalH,
+            need(names.hn, dims(&[ld, b, hout])?)?,
+        ),
+    ];
+    if cell == Cell::Lstm {
+        let cn = need(names.cn, dims(&[ld, b, hidden])?)?;
+        expected.push((names.cn.to_string(), Target::FinalC, cn));
+    }
+    let h0 = get(names.h0, dims(&[ld, b, hout])?)?;
+    let c0 = get(names.c0, dims(&[ld, b, hidden])?)?;
+    if c0.is_some() && cell != Cell::Lstm {
+        return Err(bad(p, format!("`{}` on a GRU", names.c0)));
+    }
+    let lengths = lengths(p, &file, names.lengths, b, t)?;
+    // Every size is now backed by tensor data in the file (`h_n` holds
+    // L*D*B*Hout floats), so the state below is no larger than the file.
+    let mut initial = model.new_state(b).map_err(|e| bad(p, e))?;
+    if let Some(h0) = h0 {
+        initial.h_mut().copy_from_slice(&h0);
+    }
+    if let Some(c0) = c0 {
+        initial.c_mut().copy_from_slice(&c0);
+    }
+    Ok(Case {
+        name: name.to_string(),
+        model,
+        input: x,
+        seq_len: t,
+        batch: b,
+        lengths,
+        initial,
+        expected,
+    })
+}
+
+/// The model of an ONNX-layout case: attributes from the metadata,
+/// weights from `W`, `R`, `B`, `P`.
+fn onnx_model(file: &TensorFile, meta: &Meta<'_>, cell: Cell, p: &str) -> Result<Rnn> {
+    let mut attrs = OnnxAttributes {
+        direction: OnnxAttributes::parse_direction(meta.get("direction")?)
+            .map_err(|e| bad(p, e))?,
+        hidden_size: Some(meta.usize("hidden_size")?),
+        input_forget: meta.flag("input_forget")?,
+        linear_before_reset: meta.flag("linear_before_reset")?,
+        ..OnnxAttributes::default()
+    };
+    if let Some(c) = meta.map.get("clip") {
+        attrs.clip = Some(
+            c.trim()
+                .parse()
+                .map_err(|_| bad(p, format!("clip `{c}` is not a number")))?,
+        );
+    }
+    if let Some(a) = meta.map.get("activations") {
+        attrs.activations = a.split(',').map(|s| s.trim().to_string()).collect();
+    }
+    attrs.activation_alpha = meta.floats("activation_alpha")?;
+    attrs.activation_beta = meta.floats("activation_beta")?;
+    let f32t = |n: &str| file.f32(n).map_err(|e| bad(p, e));
+    let opt = |n: &str| file.tensor(n).map_err(|e| bad(p, e));
+    let (w, r, bias) = (f32t("W")?, f32t("R")?, opt("B")?);
+    match cell {
+        Cell::Lstm => {
+            let pp = opt("P")?;
+            onnx::lstm(
+                w.view(),
+                r.view(),
+                bias.as_ref().map(|x| x.view()),
+                pp.as_ref().map(|x| x.view()),
+                &attrs,
+            )
+        }
+        Cell::Gru => onnx::gru(w.view(), r.view(), bias.as_ref().map(|x| x.view()), &attrs),
+    }
+    .map_err(|e| bad(p, e))
 }
 
 /// Max abs difference; a NaN on one side only counts as infinite.

@@ -60,6 +60,13 @@ pub enum Error {
     KernelUnavailable(String),
     /// A file could not be read or is not a valid safetensors file.
     Format(String),
+    /// A size is too large: an element or byte count computed from the
+    /// given sizes overflows `usize`, exceeds a documented bound, or memory
+    /// for it could not be had.
+    TooLarge {
+        /// Which size.
+        what: String,
+    },
     /// A name (kernel family, weight format) that names nothing.
     UnknownName {
         /// What kind of name it was meant to be.
@@ -98,6 +105,7 @@ impl fmt::Display for Error {
             Error::Unsupported(what) => write!(f, "unsupported: {what}"),
             Error::KernelUnavailable(what) => write!(f, "kernel unavailable: {what}"),
             Error::Format(what) => write!(f, "invalid file: {what}"),
+            Error::TooLarge { what } => write!(f, "too large: {what}"),
             Error::UnknownName { kind, name, known } => {
                 write!(f, "unknown {kind} `{name}` (known: {})", known.join(", "))
             }
@@ -115,6 +123,22 @@ pub(crate) fn attr_err(name: &str, reason: impl Into<String>) -> Error {
         name: name.to_string(),
         reason: reason.into(),
     }
+}
+
+/// The product of `dims`, or [`Error::TooLarge`] naming `what` if it
+/// overflows: every element count built from a caller's or a file's sizes
+/// goes through here.
+pub(crate) fn product(what: &str, dims: &[usize]) -> Result<usize> {
+    dims.iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| Error::TooLarge {
+            what: format!("{what}: {dims:?} overflows"),
+        })
+}
+
+/// Checks that a buffer of `got` elements has the `dims` product.
+pub(crate) fn check_dims(what: &str, dims: &[usize], got: usize) -> Result<()> {
+    check_len(what, product(what, dims)?, got)
 }
 
 pub(crate) fn check_len(what: &str, expected: usize, got: usize) -> Result<()> {

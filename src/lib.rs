@@ -54,6 +54,7 @@ pub mod reference;
 #[cfg(feature = "testing")]
 pub mod shapes;
 mod simd;
+mod state;
 #[cfg(feature = "testing")]
 pub mod unfused;
 mod weights;
@@ -61,5 +62,6 @@ mod weights;
 pub use config::{Activation, Activations, Cell, Config, Direction, GruReset};
 pub use error::{Error, Result};
 pub use family::KernelFamily;
-pub use model::{Layout, Rnn, RnnBuilder, Sequence, State, Workspace};
+pub use model::{Rnn, RnnBuilder};
+pub use state::{Layout, Sequence, State, Workspace};
 pub use weights::{DirectionWeights, WeightFormat};

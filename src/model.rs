@@ -1,125 +1,15 @@
-//! The model object, the caller-owned state and workspace, and the two
-//! ways to run: a whole sequence, or one streaming time step.
+//! The model object, how it is built (packed once), and the two ways to
+//! run it: a whole sequence, or one streaming time step.
 
 use crate::config::{Cell, Config};
-use crate::error::{check_len, Error, Result};
+use crate::error::{check_dims, check_len, product, Error, Result};
 use crate::family::KernelFamily;
 use crate::kernels::grow;
 use crate::plan::Plan;
 use crate::reference;
 use crate::weights::{DirectionWeights, WeightFormat};
 
-/// Memory order of a sequence tensor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Layout {
-    /// `[T, B, F]` (ONNX `layout=0`, PyTorch `batch_first=False`).
-    SequenceMajor,
-    /// `[B, T, F]` (ONNX `layout=1`, PyTorch `batch_first=True`, Keras).
-    BatchMajor,
-}
-
-/// A batch of input sequences.
-#[derive(Debug, Clone, Copy)]
-pub struct Sequence<'a> {
-    /// The input, `[T, B, I]` or `[B, T, I]` by `layout`.
-    pub input: &'a [f32],
-    /// T, the number of time steps (may be 0).
-    pub seq_len: usize,
-    /// B, the number of batch entries (may be 0).
-    pub batch: usize,
-    /// Memory order of `input` and of the output.
-    pub layout: Layout,
-    /// Per-entry lengths `[B]`, each in `0..=T`; `None` means all T.
-    /// Entry b runs only t < `lengths[b]` (the reverse pass starts at
-    /// `lengths[b] - 1`); its outputs for later steps are exactly 0 and its
-    /// final state is the state after its last valid step. An explicit
-    /// length of 0 gives a zero final state, as ONNX Runtime does; with
-    /// `T = 0` and no lengths no step runs and the state is left as it was.
-    pub lengths: Option<&'a [usize]>,
-}
-
-impl<'a> Sequence<'a> {
-    /// A sequence-major `[T, B, I]` batch of full-length sequences.
-    pub fn new(input: &'a [f32], seq_len: usize, batch: usize) -> Sequence<'a> {
-        Sequence {
-            input,
-            seq_len,
-            batch,
-            layout: Layout::SequenceMajor,
-            lengths: None,
-        }
-    }
-}
-
-/// Per-stream recurrent state, owned by the caller.
-///
-/// `h` is `[L*D, B, Hout]` and `c` is `[L*D, B, H]` (empty for GRU), indexed
-/// by `layer * D + direction` as in PyTorch's `h_n`/`c_n`. Before a run it
-/// holds the initial state; after it, the final state. Two states are equal
-/// when their batch, `h` and `c` are (the count of streaming steps taken,
-/// which only picks the direction the kernels walk the weights in, is not
-/// compared).
-#[derive(Debug, Clone)]
-pub struct State {
-    h: Vec<f32>,
-    c: Vec<f32>,
-    batch: usize,
-    /// Number of streaming steps taken (kernels use its parity to alternate
-    /// the direction they walk the weights in).
-    pub(crate) steps: u64,
-}
-
-impl PartialEq for State {
-    fn eq(&self, other: &State) -> bool {
-        self.batch == other.batch && self.h == other.h && self.c == other.c
-    }
-}
-
-impl State {
-    /// The recurrent state `[L*D, B, Hout]`.
-    pub fn h(&self) -> &[f32] {
-        &self.h
-    }
-    /// The recurrent state, writable (to set an initial state).
-    pub fn h_mut(&mut self) -> &mut [f32] {
-        &mut self.h
-    }
-    /// The LSTM cell state `[L*D, B, H]` (empty for GRU).
-    pub fn c(&self) -> &[f32] {
-        &self.c
-    }
-    /// The LSTM cell state, writable.
-    pub fn c_mut(&mut self) -> &mut [f32] {
-        &mut self.c
-    }
-    /// The batch size B this state holds.
-    pub fn batch(&self) -> usize {
-        self.batch
-    }
-    /// Sets every state to zero.
-    pub fn reset(&mut self) {
-        self.h.fill(0.0);
-        self.c.fill(0.0);
-        self.steps = 0;
-    }
-}
-
-/// Scratch memory for a run, owned by the caller so that repeated runs do
-/// not allocate. It grows on first use for a given shape and is reused after.
-#[derive(Debug, Default, Clone)]
-pub struct Workspace {
-    pub(crate) layer_a: Vec<f32>,
-    pub(crate) layer_b: Vec<f32>,
-    pub(crate) step_in: Vec<f32>,
-    pub(crate) fast: crate::kernels::FastWs,
-}
-
-impl Workspace {
-    /// An empty workspace; it grows on first use.
-    pub fn new() -> Workspace {
-        Workspace::default()
-    }
-}
+use crate::state::{Layout, Sequence, State, Workspace};
 
 /// A recurrent model (LSTM or GRU, any number of layers, any direction):
 /// immutable once built, `Send + Sync`, so one copy of the weights serves
@@ -361,15 +251,24 @@ impl Rnn {
         self.plan.family()
     }
 
-    /// A zero state for `batch` entries.
-    pub fn new_state(&self, batch: usize) -> State {
-        let (h_len, c_len) = self.state_lens(batch);
-        State {
-            h: vec![0.0; h_len],
-            c: vec![0.0; c_len],
+    /// A zero state for `batch` entries (`h` `[L*D, B, Hout]`, `c`
+    /// `[L*D, B, H]`).
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] if its size overflows or the memory cannot be had.
+    pub fn new_state(&self, batch: usize) -> Result<State> {
+        let (h_len, c_len) = self.state_lens(batch)?;
+        let zeros = |n: usize| -> Result<Vec<f32>> {
+            let mut v = Vec::new();
+            grow(&mut v, n)?;
+            Ok(v)
+        };
+        Ok(State {
+            h: zeros(h_len)?,
+            c: zeros(c_len)?,
             batch,
             steps: 0,
-        }
+        })
     }
 
     /// Number of output features per time step: `D * Hout`.
@@ -377,18 +276,21 @@ impl Rnn {
         self.cfg.num_directions() * self.cfg.output_size()
     }
 
-    /// Lengths of `h` and `c` of a state for `batch` entries.
-    fn state_lens(&self, batch: usize) -> (usize, usize) {
+    /// Lengths of `h` and `c` of a state for `batch` entries (checked).
+    fn state_lens(&self, batch: usize) -> Result<(usize, usize)> {
         let ld = self.cfg.num_layers * self.cfg.num_directions();
         let c = match self.cfg.cell {
-            Cell::Lstm => ld * batch * self.cfg.hidden_size,
+            Cell::Lstm => product("state c", &[ld, batch, self.cfg.hidden_size])?,
             Cell::Gru => 0,
         };
-        (ld * batch * self.cfg.output_size(), c)
+        Ok((product("state h", &[ld, batch, self.cfg.output_size()])?, c))
     }
 
+    /// Checks that `state` fits this model: `h` and `c` hold the lengths
+    /// its batch needs. (A state of another model with the same sizes fits
+    /// too: it is the caller's to pair states with models.)
     fn check_state(&self, state: &State) -> Result<()> {
-        let (h, c) = self.state_lens(state.batch);
+        let (h, c) = self.state_lens(state.batch)?;
         check_len("state h", h, state.h.len())?;
         check_len("state c", c, state.c.len())
     }
@@ -410,12 +312,11 @@ impl Rnn {
     ) -> Result<()> {
         let cfg = &self.cfg;
         let (t_len, batch) = (seq.seq_len, seq.batch);
-        check_len("input", t_len * batch * cfg.input_size, seq.input.len())?;
-        check_len(
-            "output",
-            t_len * batch * self.output_features(),
-            output.len(),
-        )?;
+        // Checked: T and B are the caller's; a product that overflows is an
+        // error, never a wrapped length that a short buffer would match.
+        check_dims("input", &[t_len, batch, cfg.input_size], seq.input.len())?;
+        let feat = self.output_features();
+        check_dims("output", &[t_len, batch, feat], output.len())?;
         if state.batch != batch {
             return Err(Error::BufferLength {
                 what: "state batch".into(),
@@ -437,14 +338,20 @@ impl Rnn {
             }
         }
 
-        let feat = self.output_features();
+        // Fits: the output buffer has these T*B*feat floats.
         let inner = t_len * batch * feat;
         if cfg.num_layers > 1 {
-            grow(&mut ws.layer_a, inner);
-            grow(&mut ws.layer_b, if cfg.num_layers > 2 { inner } else { 0 });
+            grow(&mut ws.layer_a, inner)?;
+            grow(&mut ws.layer_b, if cfg.num_layers > 2 { inner } else { 0 })?;
+        }
+        if let Some(fast) = self.plan.fast() {
+            // Every buffer the layers need, before any work: a run that
+            // fails for memory leaves the state as it was.
+            fast.reserve(cfg, batch, t_len * batch, &mut ws.fast)?;
         }
         let mut buf_a = std::mem::take(&mut ws.layer_a);
         let mut buf_b = std::mem::take(&mut ws.layer_b);
+        let mut result = Ok(());
         for k in 0..cfg.num_layers {
             let last = k + 1 == cfg.num_layers;
             // Layer k reads the user input (k = 0) or the previous layer's
@@ -482,7 +389,7 @@ impl Rnn {
                         }
                     }
                 };
-            self.run_layer(
+            result = self.run_layer(
                 k,
                 seq,
                 src,
@@ -492,10 +399,13 @@ impl Rnn {
                 state,
                 &mut ws.fast,
             );
+            if result.is_err() {
+                break;
+            }
         }
         ws.layer_a = buf_a;
         ws.layer_b = buf_b;
-        Ok(())
+        result
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -509,7 +419,7 @@ impl Rnn {
         dst_s: Strides,
         state: &mut State,
         fws: &mut crate::kernels::FastWs,
-    ) {
+    ) -> Result<()> {
         let cfg = &self.cfg;
         let dirs = cfg.num_directions();
         let (hout, hs) = (cfg.output_size(), cfg.hidden_size);
@@ -538,9 +448,9 @@ impl Rnn {
                     h: &mut state.h[idx * batch * hout..(idx + 1) * batch * hout],
                     c,
                 };
-                fast.sequence(cfg, idx, args, fws);
+                fast.sequence(cfg, idx, args, fws)?;
             }
-            return;
+            return Ok(());
         }
         for d in 0..dirs {
             let idx = k * dirs + d;
@@ -573,6 +483,7 @@ impl Rnn {
                 }
             }
         }
+        Ok(())
     }
 
     /// One streaming time step of a forward (unidirectional) model: `x` is
@@ -595,11 +506,13 @@ impl Rnn {
         }
         let batch = state.batch;
         self.check_state(state)?;
-        check_len("input", batch * cfg.input_size, x.len())?;
+        check_dims("input", &[batch, cfg.input_size], x.len())?;
         let (hout, hs) = (cfg.output_size(), cfg.hidden_size);
+        // Fits: the state's h holds L*B*Hout floats.
         check_len("output", batch * hout, output.len())?;
-        grow(&mut ws.step_in, batch * hout);
+        grow(&mut ws.step_in, batch * hout)?;
         if let Some(fast) = self.plan.fast() {
+            fast.reserve(cfg, batch, 0, &mut ws.fast)?;
             let backwards = state.steps % 2 == 1;
             for k in 0..cfg.num_layers {
                 if k > 0 {
@@ -617,7 +530,7 @@ impl Rnn {
                 } else {
                     &mut []
                 };
-                fast.stream(cfg, k, xin, h, c, backwards, &mut ws.fast);
+                fast.stream(cfg, k, xin, h, c, backwards, &mut ws.fast)?;
             }
             let last = (cfg.num_layers - 1) * batch * hout;
             output.copy_from_slice(&state.h[last..][..batch * hout]);
@@ -667,7 +580,7 @@ impl Rnn {
     ) -> Result<(Vec<f32>, State)> {
         let mut state = match initial {
             Some(s) => s.clone(),
-            None => self.new_state(seq.batch),
+            None => self.new_state(seq.batch)?,
         };
         let mut out = vec![0.0; seq.seq_len * seq.batch * self.output_features()];
         self.run(seq, &mut state, &mut out, &mut Workspace::new())?;

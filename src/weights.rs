@@ -106,7 +106,9 @@ impl WeightFormat {
     }
 }
 
-fn check(what: &str, v: &[f32], expected: usize, dims: &[usize]) -> Result<()> {
+fn check(what: &str, v: &[f32], dims: &[usize]) -> Result<()> {
+    // Bounded by `Config::validate`, which runs first; checked all the same.
+    let expected = crate::error::product(what, dims)?;
     if v.len() != expected {
         return Err(Error::Shape {
             what: what.to_string(),
@@ -132,25 +134,32 @@ impl DirectionWeights {
         }
     }
 
-    /// Checks every shape against the configuration for layer `layer`.
+    /// Checks every shape against the configuration for layer `layer`
+    /// (the configuration itself is checked first).
+    ///
+    /// # Errors
+    /// [`Error::Shape`] for a tensor of the wrong size,
+    /// [`Error::MissingTensor`] / [`Error::Unsupported`] for a projection
+    /// or peepholes that do not match the configuration.
     pub fn validate(&self, cfg: &Config, layer: usize) -> Result<()> {
+        cfg.validate()?;
         let g = cfg.cell.gates();
         let h = cfg.hidden_size;
         let hout = cfg.output_size();
         let inp = cfg.layer_input_size(layer);
-        check("W", &self.w, g * h * inp, &[g * h, inp])?;
-        check("R", &self.r, g * h * hout, &[g * h, hout])?;
-        check("input bias", &self.wb, g * h, &[g * h])?;
-        check("recurrent bias", &self.rb, g * h, &[g * h])?;
+        check("W", &self.w, &[g * h, inp])?;
+        check("R", &self.r, &[g * h, hout])?;
+        check("input bias", &self.wb, &[g * h])?;
+        check("recurrent bias", &self.rb, &[g * h])?;
         if let Some(p) = &self.peepholes {
             if cfg.cell != Cell::Lstm {
                 return Err(Error::Unsupported("peepholes on a GRU".into()));
             }
-            check("peepholes", p, 3 * h, &[3 * h])?;
+            check("peepholes", p, &[3 * h])?;
         }
         match (&self.proj, cfg.proj_size) {
             (None, 0) => {}
-            (Some(p), ps) if ps > 0 => check("projection", p, hout * h, &[hout, h])?,
+            (Some(p), ps) if ps > 0 => check("projection", p, &[hout, h])?,
             (Some(_), _) => {
                 return Err(Error::Unsupported(
                     "projection weights without proj_size".into(),

@@ -40,7 +40,7 @@ fn streaming_steps_equal_the_sequence_run() {
             let m = model(name, cell).with_kernel(fam).unwrap();
             let (tl, i) = (9, m.config().input_size);
             let x = Rng(3).vec(tl * b * i, 1.0);
-            let mut init = m.new_state(b);
+            let mut init = m.new_state(b).unwrap();
             let hl = init.h().len();
             init.h_mut().copy_from_slice(&Rng(5).vec(hl, 1.0));
             let cl = init.c().len();
@@ -102,7 +102,7 @@ fn padding_is_zero_and_zero_length_gives_zero_state() {
     let (tl, b, i, f) = (5, 3, 5, m.output_features());
     let x = Rng(2).vec(tl * b * i, 1.0);
     let lengths = [5, 0, 2];
-    let mut init = m.new_state(b);
+    let mut init = m.new_state(b).unwrap();
     init.h_mut().fill(0.5);
     init.c_mut().fill(0.5);
     let seq = Sequence {
@@ -131,7 +131,7 @@ fn padding_is_zero_and_zero_length_gives_zero_state() {
     let x2: Vec<f32> = (0..2)
         .flat_map(|s| x[(s * b + 2) * i..][..i].to_vec())
         .collect();
-    let mut init2 = m.new_state(1);
+    let mut init2 = m.new_state(1).unwrap();
     init2.h_mut().fill(0.5);
     init2.c_mut().fill(0.5);
     let (y2, _) = m.forward(&Sequence::new(&x2, 2, 1), Some(&init2)).unwrap();
@@ -141,7 +141,7 @@ fn padding_is_zero_and_zero_length_gives_zero_state() {
 #[test]
 fn empty_sequences_and_batches() {
     let m = model("pt-gru-l1-h8-i5-b2-t7", Cell::Gru);
-    let mut init = m.new_state(2);
+    let mut init = m.new_state(2).unwrap();
     init.h_mut().fill(0.25);
     let (y, st) = m.forward(&Sequence::new(&[], 0, 2), Some(&init)).unwrap();
     assert!(y.is_empty());

@@ -192,7 +192,7 @@ fn hidden_size_zero() {
 fn buffers_of_the_wrong_length() {
     let m = small_lstm(4, 3);
     let x = vec![0.0; 5 * 2 * 3];
-    let mut st = m.new_state(2);
+    let mut st = m.new_state(2).unwrap();
     let mut ws = Workspace::new();
     let seq = Sequence::new(&x[1..], 5, 2);
     let mut out = vec![0.0; 5 * 2 * 4];
@@ -204,13 +204,13 @@ fn buffers_of_the_wrong_length() {
     assert!(
         matches!(m.run(&seq, &mut st, &mut short, &mut ws), Err(Error::BufferLength { ref what, .. }) if what == "output")
     );
-    let mut st1 = m.new_state(1);
+    let mut st1 = m.new_state(1).unwrap();
     assert!(matches!(
         m.run(&seq, &mut st1, &mut out, &mut ws),
         Err(Error::BufferLength { .. })
     ));
     // A state made for another model.
-    let mut other = small_lstm(5, 3).new_state(2);
+    let mut other = small_lstm(5, 3).new_state(2).unwrap();
     assert!(matches!(
         m.run(&seq, &mut other, &mut out, &mut ws),
         Err(Error::BufferLength { .. })
@@ -327,7 +327,7 @@ fn unsupported_operations_and_kernels() {
         ..Default::default()
     };
     let m = onnx::lstm(t(&f, "W").view(), t(&f, "R").view(), None, None, &attrs).unwrap();
-    let mut st = m.new_state(1);
+    let mut st = m.new_state(1).unwrap();
     let mut out = vec![0.0; 8];
     let e = m.step(&[0.0; 5], &mut st, &mut out, &mut Workspace::new());
     assert!(matches!(e, Err(Error::Unsupported(_))), "{e:?}");

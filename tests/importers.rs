@@ -45,7 +45,7 @@ fn check_output(
 ) {
     let x = t(f, x);
     let (tl, b) = (x.shape[0], x.shape[1]);
-    let mut st = model.new_state(b);
+    let mut st = model.new_state(b).unwrap();
     if let Some(init) = init {
         st.h_mut().copy_from_slice(&t(f, init).data);
     }
@@ -77,7 +77,7 @@ fn pytorch_state_dict_with_prefix_loads() {
     assert_eq!(model.config().num_layers, 2);
     assert_eq!(model.config().hidden_size, 16);
     let x = t(&f, "x");
-    let mut st = model.new_state(3);
+    let mut st = model.new_state(3).unwrap();
     st.h_mut().copy_from_slice(&t(&f, "h0").data);
     st.c_mut().copy_from_slice(&t(&f, "c0").data);
     let (y, st) = model

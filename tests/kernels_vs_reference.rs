@@ -223,7 +223,7 @@ fn check(c: &Case) -> Result<(), TestCaseError> {
         },
         lengths: c.lengths.then_some(&lengths[..]),
     };
-    let mut init = model.new_state(c.b);
+    let mut init = model.new_state(c.b).unwrap();
     let n = init.h().len();
     init.h_mut().copy_from_slice(&rng.vec(n, 1.0));
     let n = init.c().len();

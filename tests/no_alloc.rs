@@ -93,7 +93,7 @@ fn run_and_step_do_not_allocate() {
                 lengths: Some(&lengths),
                 ..Sequence::new(&x, t, b)
             };
-            let mut state = m.new_state(b);
+            let mut state = m.new_state(b).unwrap();
             let mut out = vec![0.0; t * b * m.output_features()];
             let mut ws = Workspace::new();
             m.run(&seq, &mut state, &mut out, &mut ws).unwrap(); // grows ws

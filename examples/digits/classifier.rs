@@ -89,8 +89,8 @@ impl Classifier {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let state = rnn.new_state(1);
-        let batch_state = rnn.new_state(0);
+        let state = rnn.new_state(1)?;
+        let batch_state = rnn.new_state(0)?;
         Ok(Classifier {
             name,
             rnn,
@@ -164,7 +164,7 @@ impl Classifier {
             ..Sequence::new(x, t, samples)
         };
         if self.batch_state.batch() != samples {
-            self.batch_state = self.rnn.new_state(samples);
+            self.batch_state = self.rnn.new_state(samples)?;
         }
         self.batch_state.reset();
         self.batch_out

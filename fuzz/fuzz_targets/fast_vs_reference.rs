@@ -113,7 +113,7 @@ fuzz_target!(|data: &[u8]| {
         },
         lengths: with_lengths.then_some(&lengths[..]),
     };
-    let mut init = model.new_state(b);
+    let mut init = model.new_state(b).unwrap();
     let n = init.h().len();
     init.h_mut().copy_from_slice(&v.vec(n, 1.0));
     let n = init.c().len();

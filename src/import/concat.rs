@@ -30,10 +30,9 @@ fn split(
     negate: &[bool],
 ) -> Result<DirectionWeights> {
     let g = gates.len();
+    // `Config::validate` has bounded H and I; the gates' lengths are checked
+    // before anything is sized from them.
     let rows = hidden + input;
-    let mut w = vec![0.0; g * hidden * input];
-    let mut r = vec![0.0; g * hidden * hidden];
-    let mut wb = vec![0.0; g * hidden];
     for (k, gate) in gates.iter().enumerate() {
         if gate.weight.len() != rows * hidden {
             return Err(Error::Shape {
@@ -49,6 +48,11 @@ fn split(
                 got: vec![gate.bias.len()],
             });
         }
+    }
+    let mut w = vec![0.0; g * hidden * input];
+    let mut r = vec![0.0; g * hidden * hidden];
+    let mut wb = vec![0.0; g * hidden];
+    for (k, gate) in gates.iter().enumerate() {
         let s = if negate[k] { -1.0 } else { 1.0 };
         for j in 0..hidden {
             for m in 0..hidden {

@@ -57,10 +57,12 @@ fn direction(
     let g = cell.gates();
     let [input, gh] = kernel.dims::<2>("kernel")?;
     let [hidden, gh2] = recurrent.dims::<2>("recurrent_kernel")?;
-    if hidden == 0 || gh != g * hidden || gh2 != gh {
+    // Checked: the shapes are the file's; `recurrent_kernel`'s data then
+    // hold H * G*H floats, which bounds every size below.
+    if hidden == 0 || Some(gh) != hidden.checked_mul(g) || gh2 != gh {
         return Err(Error::Shape {
             what: "recurrent_kernel".into(),
-            expected: vec![hidden, g * hidden],
+            expected: vec![hidden, hidden.saturating_mul(g)],
             got: recurrent.shape.to_vec(),
         });
     }

@@ -122,10 +122,12 @@ fn build(
     let dirs = attrs.direction.count();
     let [wd, gh, input] = w.dims::<3>("W")?;
     let [_, _, hidden] = r.dims::<3>("R")?;
-    if hidden == 0 || gh != g * hidden {
+    // Checked: the shapes are the file's. Once `R` is `[D, G*H, H]` its
+    // data bound H, and `Config::validate` below bounds I.
+    if hidden == 0 || Some(gh) != hidden.checked_mul(g) {
         return Err(crate::Error::Shape {
             what: "R".into(),
-            expected: vec![dirs, g * hidden.max(1), hidden.max(1)],
+            expected: vec![dirs, hidden.max(1).saturating_mul(g), hidden.max(1)],
             got: r.shape.to_vec(),
         });
     }
@@ -145,6 +147,7 @@ fn build(
         });
     }
     r.expect("R", &[dirs, gh, hidden])?;
+    Config::new(cell, input, hidden).validate()?;
     if let Some(b) = b {
         b.expect("B", &[dirs, 2 * gh])?;
     }

@@ -69,13 +69,14 @@ pub fn detect_cell(src: &dyn TensorSource, prefix: &str) -> Result<Cell> {
     }
     let hh0 = req(src, &format!("{prefix}weight_hh_l0"))?;
     let [gh, h] = hh0.view().dims::<2>("weight_hh_l0")?;
+    // Checked: the shape is the file's (a `[0, 2^62]` tensor has no data).
     match (gh, h) {
-        (gh, h) if h > 0 && gh == 4 * h => Ok(Cell::Lstm),
-        (gh, h) if h > 0 && gh == 3 * h => Ok(Cell::Gru),
+        (gh, h) if h > 0 && Some(gh) == h.checked_mul(4) => Ok(Cell::Lstm),
+        (gh, h) if h > 0 && Some(gh) == h.checked_mul(3) => Ok(Cell::Gru),
         _ => Err(Error::Shape {
             what: "weight_hh_l0 (rows must be 4 x hidden_size for LSTM or 3 x hidden_size for GRU)"
                 .into(),
-            expected: vec![4 * h.max(1), h.max(1)],
+            expected: vec![h.max(1).saturating_mul(4), h.max(1)],
             got: hh0.shape.clone(),
         }),
     }
@@ -91,7 +92,7 @@ pub fn from_state_dict(src: &dyn TensorSource, opts: &PytorchOptions) -> Result<
     if gh == 0 || gh % g != 0 {
         return Err(Error::Shape {
             what: "weight_hh_l0 (rows must be gates x hidden_size)".into(),
-            expected: vec![g * hout.max(1), hout],
+            expected: vec![hout.max(1).saturating_mul(g), hout],
             got: hh0.shape.clone(),
         });
     }

@@ -18,7 +18,8 @@ enum Data {
 /// A parsed safetensors file: named tensors and the string metadata.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TensorFile {
-    tensors: HashMap<String, (Vec<usize>, Data)>,
+    /// Name -> (shape, data, the dtype as the file spells it).
+    tensors: HashMap<String, (Vec<usize>, Data, String)>,
     metadata: HashMap<String, String>,
 }
 
@@ -48,6 +49,7 @@ impl TensorFile {
         let mut tensors = HashMap::new();
         for (name, view) in st.tensors() {
             let raw = view.data();
+            let dtype = format!("{:?}", view.dtype());
             let data = match view.dtype() {
                 Dtype::F32 => Data::Float(chunks::<4>(raw).map(f32::from_le_bytes).collect()),
                 Dtype::F64 => Data::Float(
@@ -85,7 +87,7 @@ impl TensorFile {
                     "tensor `{name}`: data do not fill its shape"
                 )));
             }
-            tensors.insert(name, (shape, data));
+            tensors.insert(name, (shape, data, dtype));
         }
         Ok(TensorFile { tensors, metadata })
     }
@@ -100,6 +102,13 @@ impl TensorFile {
         let mut v: Vec<&str> = self.tensors.keys().map(|s| s.as_str()).collect();
         v.sort_unstable();
         v
+    }
+
+    /// The dtype of tensor `name` as the file spells it (`"F32"`, `"I64"`,
+    /// ...), `None` if absent. The getters convert, so this is how a caller
+    /// holds a file to the exact dtypes its format requires.
+    pub fn dtype(&self, name: &str) -> Option<&str> {
+        self.tensors.get(name).map(|t| t.2.as_str())
     }
 
     /// Whether a tensor of that name exists (any dtype).
@@ -118,12 +127,12 @@ impl TensorFile {
     pub fn i64(&self, name: &str) -> Result<Option<(Vec<usize>, Vec<i64>)>> {
         match self.tensors.get(name) {
             None => Ok(None),
-            Some((shape, Data::Int(v))) => Ok(Some((shape.clone(), v.clone()))),
-            Some((_, Data::Float(_))) => Err(Error::Dtype {
+            Some((shape, Data::Int(v), _)) => Ok(Some((shape.clone(), v.clone()))),
+            Some((_, Data::Float(_), _)) => Err(Error::Dtype {
                 name: name.to_string(),
                 found: "float (an integer tensor was expected)".into(),
             }),
-            Some((_, Data::Other(d))) => Err(Error::Dtype {
+            Some((_, Data::Other(d), _)) => Err(Error::Dtype {
                 name: name.to_string(),
                 found: d.clone(),
             }),
@@ -135,15 +144,15 @@ impl TensorSource for TensorFile {
     fn tensor(&self, name: &str) -> Result<Option<Tensor>> {
         match self.tensors.get(name) {
             None => Ok(None),
-            Some((shape, Data::Float(v))) => Ok(Some(Tensor {
+            Some((shape, Data::Float(v), _)) => Ok(Some(Tensor {
                 shape: shape.clone(),
                 data: v.clone(),
             })),
-            Some((_, Data::Int(_))) => Err(Error::Dtype {
+            Some((_, Data::Int(_), _)) => Err(Error::Dtype {
                 name: name.to_string(),
                 found: "integer (a float tensor was expected)".into(),
             }),
-            Some((_, Data::Other(d))) => Err(Error::Dtype {
+            Some((_, Data::Other(d), _)) => Err(Error::Dtype {
                 name: name.to_string(),
                 found: d.clone(),
             }),

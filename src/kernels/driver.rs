@@ -8,6 +8,7 @@ use super::pack::{grow, DirPack};
 use super::project::xproj_stride;
 use super::tile::{Bufs, Ctx, XSrc, ACC_SLOTS};
 use crate::config::{Cell, Config};
+use crate::error::{product, Result};
 use crate::family::Isa;
 use crate::weights::{DirectionWeights, WeightFormat};
 
@@ -47,16 +48,21 @@ pub(crate) struct FastWs {
 impl FastWs {
     /// Grows the per-step buffers to `batch` rows (h rows of `hstride`,
     /// partial sums of [`ACC_SLOTS`] blocks of `nr`, the others of `hp`).
-    fn grow_step(&mut self, batch: usize, hstride: usize, hp: usize, nr: usize) {
-        grow(&mut self.acc, batch * ACC_SLOTS * nr);
+    fn grow_step(&mut self, batch: usize, hstride: usize, hp: usize, nr: usize) -> Result<()> {
+        grow(
+            &mut self.acc,
+            product("partial sums", &[batch, ACC_SLOTS, nr])?,
+        )?;
+        let h_len = product("h rows", &[batch, hstride])?;
         for v in [&mut self.h0, &mut self.h1] {
-            grow(v, batch * hstride);
+            grow(v, h_len)?;
         }
+        let row_len = product("state rows", &[batch, hp])?;
         for v in [&mut self.c, &mut self.aux, &mut self.z, &mut self.xn] {
-            grow(v, batch * hp);
+            grow(v, row_len)?;
         }
-        grow(&mut self.off, batch);
-        grow(&mut self.rows, batch);
+        grow(&mut self.off, batch)?;
+        grow(&mut self.rows, batch)
     }
 }
 
@@ -138,6 +144,26 @@ impl FastKernel {
         sum
     }
 
+    /// Grows `ws` to everything a run of `batch` rows needs (with `n_rows`
+    /// rows of input projection for a sequence, 0 for a streaming step), so
+    /// the layers' own growth cannot fail once work has begun.
+    ///
+    /// # Errors
+    /// [`crate::Error::TooLarge`] if a size overflows or memory cannot be had.
+    pub(crate) fn reserve(
+        &self,
+        cfg: &Config,
+        batch: usize,
+        n_rows: usize,
+        ws: &mut FastWs,
+    ) -> Result<()> {
+        let p = &self.packs[0];
+        let xs = xproj_stride(cfg.cell.gates(), p.hp());
+        grow(&mut ws.xproj, product("input projection", &[n_rows, xs])?)?;
+        let hstride = self.packs.iter().map(|p| p.hstride()).max().unwrap_or(0);
+        ws.grow_step(batch, hstride, p.hp(), self.isa.nr())
+    }
+
     fn ctx<'a>(&'a self, cfg: &'a Config, idx: usize) -> Ctx<'a> {
         let dirs = cfg.num_directions();
         let p = &self.packs[idx];
@@ -152,7 +178,16 @@ impl FastKernel {
 
     /// Runs layer direction `idx` over a sequence. Every slice length is
     /// checked here, before any unsafe code runs.
-    pub(crate) fn sequence(&self, cfg: &Config, idx: usize, a: SeqArgs<'_>, ws: &mut FastWs) {
+    ///
+    /// # Errors
+    /// [`crate::Error::TooLarge`] if the workspace cannot grow to the shape.
+    pub(crate) fn sequence(
+        &self,
+        cfg: &Config,
+        idx: usize,
+        a: SeqArgs<'_>,
+        ws: &mut FastWs,
+    ) -> Result<()> {
         let ctx = self.ctx(cfg, idx);
         let (hp, hs, hout, inp) = (ctx.hp, cfg.hidden_size, cfg.output_size(), ctx.inp);
         let g = cfg.cell.gates();
@@ -173,8 +208,8 @@ impl FastKernel {
             );
         }
         let xs = xproj_stride(g, hp);
-        grow(&mut ws.xproj, n_rows * xs);
-        ws.grow_step(batch, hstride, hp, self.isa.nr());
+        grow(&mut ws.xproj, product("input projection", &[n_rows, xs])?)?;
+        ws.grow_step(batch, hstride, hp, self.isa.nr())?;
         // SAFETY: x holds n_rows rows of In floats (asserted above); xproj
         // holds n_rows rows of xproj_stride (grown above); the packs match the token.
         unsafe {
@@ -251,11 +286,15 @@ impl FastKernel {
         }
         ws.h0 = cur;
         ws.h1 = nxt;
+        Ok(())
     }
 
     /// One streaming step of layer `k` (a forward model): `x` `[B, In]`,
     /// state rows `h` `[B, Hout]` and `c` `[B, H]` updated in place;
     /// `backwards` alternates the panel walk between calls.
+    ///
+    /// # Errors
+    /// [`crate::Error::TooLarge`] if the workspace cannot grow to the batch.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn stream(
         &self,
@@ -266,14 +305,14 @@ impl FastKernel {
         c: &mut [f32],
         backwards: bool,
         ws: &mut FastWs,
-    ) {
+    ) -> Result<()> {
         let ctx = self.ctx(cfg, k);
         let (hp, hs, hout, inp) = (ctx.hp, cfg.hidden_size, cfg.output_size(), ctx.inp);
         let hstride = ctx.p.hstride();
         let batch = h.len() / hout;
         assert!(x.len() == batch * inp && h.len() == batch * hout);
         assert!(cfg.cell != Cell::Lstm || c.len() == batch * hs);
-        ws.grow_step(batch, hstride, hp, self.isa.nr());
+        ws.grow_step(batch, hstride, hp, self.isa.nr())?;
         for b in 0..batch {
             ws.h0[b * hstride..b * hstride + hout].copy_from_slice(&h[b * hout..(b + 1) * hout]);
             if cfg.cell == Cell::Lstm {
@@ -298,5 +337,6 @@ impl FastKernel {
                 c[b * hs..(b + 1) * hs].copy_from_slice(&ws.c[b * hp..b * hp + hs]);
             }
         }
+        Ok(())
     }
 }

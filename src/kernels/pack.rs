@@ -13,6 +13,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use crate::config::{Cell, Config, GruReset};
+use crate::error::{Error, Result};
 use crate::weights::{DirectionWeights, WeightFormat};
 
 /// 64 bytes, 64-byte aligned: the storage unit that keeps every panel
@@ -159,10 +160,18 @@ fn padded(v: impl Iterator<Item = f32>, len: usize) -> Vec<f32> {
 
 /// Grows a scratch buffer to at least `n` elements (never shrinks, so a
 /// workspace allocates only until it has seen its largest shape).
-pub(crate) fn grow<T: Copy + Default>(v: &mut Vec<T>, n: usize) {
+///
+/// # Errors
+/// [`Error::TooLarge`] if the memory cannot be had (instead of aborting).
+pub(crate) fn grow<T: Copy + Default>(v: &mut Vec<T>, n: usize) -> Result<()> {
     if v.len() < n {
+        v.try_reserve_exact(n - v.len())
+            .map_err(|_| Error::TooLarge {
+                what: format!("workspace buffer of {n} elements"),
+            })?;
         v.resize(n, T::default());
     }
+    Ok(())
 }
 
 /// One layer direction, packed for one ISA.
