@@ -7,8 +7,8 @@
 //!
 //! PATH is a case file or a folder of `.safetensors` cases. One line per
 //! case (`name ok|FAIL max_abs_err`), then `N passed, M failed`. Exit 0 if
-//! all passed, 1 if any failed, 2 if a file is not a valid case or the
-//! arguments are wrong.
+//! all passed, 1 if any failed, 2 if a file is not a valid case, no case
+//! file was found, or the arguments are wrong.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -67,6 +67,8 @@ fn main() -> ExitCode {
                 };
             }
             "--tol" => match args.next().and_then(|v| v.parse::<f32>().ok()) {
+                // NaN fails `v >= 0.0`; inf is allowed, but a NaN output
+                // fails every tolerance (`CaseResult::passes`).
                 Some(v) if v >= 0.0 => tol = v,
                 _ => return usage("--tol needs a non-negative number"),
             },
@@ -85,7 +87,11 @@ fn main() -> ExitCode {
         }
     }
     let (mut passed, mut failed) = (0usize, 0usize);
-    let mut invalid = false;
+    // A folder with no case files proves nothing: it is an error, not a pass.
+    let mut invalid = files.is_empty();
+    if invalid {
+        eprintln!("conformance: no case files found");
+    }
     for f in &files {
         let case = match load_case(f) {
             Ok(c) => c,
@@ -98,7 +104,7 @@ fn main() -> ExitCode {
         match run_case(&case, family) {
             Ok(res) => {
                 let err = res.max_error();
-                let ok = err <= tol;
+                let ok = res.passes(tol);
                 println!(
                     "{} {} {:.3e}",
                     case.name,

@@ -52,10 +52,22 @@ pub struct CaseResult {
 }
 
 impl CaseResult {
-    /// The largest error over all tensors (infinite if any output is NaN
-    /// where the expected is not).
+    /// The largest error over all tensors; NaN if any output is NaN where
+    /// the expected value is not (or the reverse).
     pub fn max_error(&self) -> f32 {
-        self.errors.iter().map(|e| e.1).fold(0.0, f32::max)
+        self.errors.iter().map(|e| e.1).fold(0.0, |m, e| {
+            if m.is_nan() || e.is_nan() {
+                f32::NAN
+            } else {
+                m.max(e)
+            }
+        })
+    }
+
+    /// Whether every tensor is within `tol` (a NaN mismatch fails at any
+    /// tolerance, `inf` included).
+    pub fn passes(&self, tol: f32) -> bool {
+        self.max_error() <= tol
     }
 }
 
@@ -361,19 +373,18 @@ fn onnx_model(file: &TensorFile, meta: &Meta<'_>, cell: Cell, p: &str) -> Result
     .map_err(|e| bad(p, e))
 }
 
-/// Max abs difference; a NaN on one side only counts as infinite.
+/// Max abs difference; NaN if a NaN stands on one side only (NaN on both
+/// sides agrees), so that no tolerance accepts it.
 fn max_abs_diff(got: &[f32], want: &[f32]) -> f32 {
     got.iter().zip(want).fold(0.0f32, |m, (&a, &b)| {
-        let d = if a.is_nan() || b.is_nan() {
-            if a.is_nan() && b.is_nan() {
-                0.0
-            } else {
-                f32::INFINITY
-            }
+        if m.is_nan() || a.is_nan() != b.is_nan() {
+            return f32::NAN;
+        }
+        if a.is_nan() {
+            m
         } else {
-            (a - b).abs()
-        };
-        m.max(d)
+            m.max((a - b).abs())
+        }
     })
 }
 

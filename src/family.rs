@@ -2,6 +2,8 @@
 //! [`KernelFamily`] into a CPU-feature token. The planner, the kernels and
 //! the activations' test entry all import it; it imports none of them.
 
+use std::sync::OnceLock;
+
 use crate::error::{Error, Result};
 use crate::simd::portable::Portable;
 #[cfg(target_arch = "x86_64")]
@@ -81,6 +83,40 @@ impl KernelFamily {
             .last()
             .unwrap_or(&KernelFamily::Reference)
     }
+
+    /// The family a model runs when the caller chose none: the one named
+    /// by the environment variable [`KERNEL_ENV`] (`FUSEDRNN_KERNEL`) if it
+    /// is set, else [`KernelFamily::detect`]. The variable is read once per
+    /// process. It lets a whole test suite, or a service, run on one
+    /// family; a family that is named but missing is an error, never a
+    /// silent fallback to another.
+    ///
+    /// # Errors
+    /// [`Error::UnknownName`] if the variable names no family,
+    /// [`Error::KernelUnavailable`] if this host cannot run the one it names.
+    pub fn auto() -> Result<KernelFamily> {
+        static FORCED: OnceLock<Option<String>> = OnceLock::new();
+        let forced = FORCED.get_or_init(|| std::env::var(KERNEL_ENV).ok());
+        resolve(forced.as_deref())
+    }
+}
+
+/// The environment variable read by [`KernelFamily::auto`]: a family name
+/// (`reference`, `portable`, `avx2`, `avx512`) that every model built
+/// without an explicit family runs.
+pub const KERNEL_ENV: &str = "FUSEDRNN_KERNEL";
+
+/// The family for a forced name (or none): [`KernelFamily::auto`] without
+/// the environment.
+fn resolve(forced: Option<&str>) -> Result<KernelFamily> {
+    match forced.map(str::trim) {
+        None | Some("") => Ok(KernelFamily::detect()),
+        Some(name) => {
+            let family = KernelFamily::from_name(name)?;
+            select(family)?;
+            Ok(family)
+        }
+    }
 }
 
 /// An ISA token (or the scalar reference): holding one proves the CPU
@@ -130,4 +166,27 @@ pub(crate) fn select(family: KernelFamily) -> Result<Isa> {
             family.name()
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forced_family_never_falls_back() {
+        assert_eq!(resolve(None).unwrap(), KernelFamily::detect());
+        assert_eq!(resolve(Some("")).unwrap(), KernelFamily::detect());
+        for &f in KernelFamily::ALL {
+            match resolve(Some(f.name())) {
+                Ok(got) => assert!(got == f && f.is_available()),
+                Err(e) => {
+                    assert!(matches!(e, Error::KernelUnavailable(_)) && !f.is_available())
+                }
+            }
+        }
+        assert!(matches!(
+            resolve(Some("avx1024")),
+            Err(Error::UnknownName { .. })
+        ));
+    }
 }

@@ -61,7 +61,7 @@ mod weights;
 
 pub use config::{Activation, Activations, Cell, Config, Direction, GruReset};
 pub use error::{Error, Result};
-pub use family::KernelFamily;
+pub use family::{KernelFamily, KERNEL_ENV};
 pub use model::{Rnn, RnnBuilder};
 pub use state::{Layout, Sequence, State, Workspace};
 pub use weights::{DirectionWeights, WeightFormat};

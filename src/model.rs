@@ -76,7 +76,8 @@ impl RnnBuilder {
     /// A builder for a configuration and canonical weights, one
     /// [`DirectionWeights`] per layer and direction, indexed
     /// `layer * D + direction`; by default the fastest family this CPU
-    /// runs and f32 weights. Nothing is checked until [`RnnBuilder::build`].
+    /// runs ([`KernelFamily::auto`]: `FUSEDRNN_KERNEL` if set) and f32
+    /// weights. Nothing is checked until [`RnnBuilder::build`].
     pub fn new(cfg: Config, weights: Vec<DirectionWeights>) -> RnnBuilder {
         RnnBuilder {
             cfg,
@@ -111,7 +112,9 @@ impl RnnBuilder {
     /// [`Error::InvalidAttribute`] for a bad configuration,
     /// [`Error::Shape`] (or [`Error::MissingTensor`], [`Error::Unsupported`])
     /// for weights that do not fit it, [`Error::KernelUnavailable`] if this
-    /// CPU cannot run the chosen family.
+    /// CPU cannot run the chosen family (or the one `FUSEDRNN_KERNEL`
+    /// names, when none was chosen), [`Error::UnknownName`] if
+    /// `FUSEDRNN_KERNEL` names no family.
     pub fn build(self) -> Result<Rnn> {
         let RnnBuilder {
             cfg,
@@ -135,7 +138,10 @@ impl RnnBuilder {
             WeightFormat::F32 => weights,
             f => weights.iter().map(|w| w.rounded(f)).collect(),
         };
-        let family = family.unwrap_or_else(KernelFamily::detect);
+        let family = match family {
+            Some(f) => f,
+            None => KernelFamily::auto()?,
+        };
         let plan = Plan::new(&cfg, &weights, family, format)?;
         Ok(Rnn {
             cfg,
