@@ -9,10 +9,59 @@
 //! ```text
 //! importers (import::onnx / pytorch / keras / concat, safetensors files)
 //!   -> canonical weights (DirectionWeights: LSTM i f g o, GRU z r n; f32)
-//!   -> plan (kernel family chosen once when the model is built)
+//!   -> RnnBuilder: kernel family (CPU detected once) and weight format
+//!   -> plan: the weights packed once, for that family and format
 //!   -> run: Rnn::run (whole sequences) or Rnn::step (one streaming step)
 //! reference: the scalar oracle (f64 inside each step)
 //! ```
+//!
+//! Each arrow is one module and nothing reaches back: `import` builds
+//! [`DirectionWeights`]; `family` turns a [`KernelFamily`] into a CPU
+//! feature token (the planner, the kernels and the activations all import
+//! it, it imports none of them); `plan` packs; the private `kernels`
+//! module runs the fused step (its module docs describe the files: packing,
+//! the product microkernel, tiles, the LSTM and GRU epilogues, the step
+//! scheduler, the input projection, the per-ISA entry points, the safe
+//! drivers); `model` validates every call and chains the layers.
+//! `unsafe` lives only in `kernels`, `activations` and `simd`.
+//!
+//! ## Kernel names
+//!
+//! [`Rnn::kernel_name`] returns `{cell}_{format}_{isa}_nr{NR}`: `cell` is
+//! `lstm` or `gru`; `format` the weight storage, `f32`, `f16` or `bf16`
+//! ([`WeightFormat`]); `isa` the family, `avx512`, `avx2` or `portable`;
+//! `NR` the hidden units per packed block (two vectors: 32 for AVX-512, 16
+//! for AVX2 and portable). Example: `lstm_bf16_avx512_nr32`. The scalar
+//! reference is `{cell}_f64acc_reference`.
+//!
+//! ## Error bounds
+//!
+//! The fast kernels compute in f32 with vectorized activations of stated
+//! bounds ([`activations::SIGMOID_MAX_ULP`], [`activations::TANH_MAX_ULP`],
+//! [`activations::ELU_MAX_ULP`], [`activations::SOFTPLUS_MAX_ULP`]); the
+//! property tests hold every kernel to `5e-5 * max(1, |reference|)` on
+//! every output. f16 and bf16 change the model by rounding its weights once
+//! (see [`WeightFormat`]).
+//!
+//! ## Input contract
+//!
+//! Every size from a caller or a file is checked before any work: element
+//! counts use checked arithmetic ([`Error::TooLarge`] on overflow or when
+//! memory cannot be had), buffers must have exactly the length their shape
+//! says ([`Error::BufferLength`]), model sizes are bounded once when the
+//! model is built ([`config::MAX_SIZE`], [`config::MAX_LAYERS`]). NaN and
+//! infinity in weights, inputs or states are not errors: they propagate as
+//! IEEE arithmetic says (a NaN input gives NaN outputs where it reaches).
+//! Pairing a state with the model it came from is the caller's part: any
+//! state of the right sizes is accepted.
+//!
+//! ## Feature `testing`
+//!
+//! Test and benchmark scaffolding, off by default: the golden-case runner
+//! (`conformance`), the standard benchmark shapes (`shapes`), the unfused
+//! baseline (`unfused`), each ISA's activations on a slice
+//! (`activations::apply`) and the memory-floor probe
+//! (`Rnn::stream_recurrent_weights`).
 //!
 //! ## Example
 //!

@@ -156,7 +156,7 @@ impl Rnn {
     /// Builds a model from a configuration and canonical weights, one
     /// [`DirectionWeights`] per layer and direction, indexed
     /// `layer * D + direction`, with the fastest kernel this CPU supports
-    /// (chosen once, here) and f32 weights. Same as
+    /// (chosen once, here; [`KernelFamily::auto`]) and f32 weights. Same as
     /// `RnnBuilder::new(cfg, weights).build()`; use [`RnnBuilder`] to choose
     /// the family or format before the weights are packed.
     ///
@@ -190,6 +190,10 @@ impl Rnn {
     /// an already rounded model to another format would round twice, which
     /// gives [`Error::Unsupported`]. This packs the weights again;
     /// [`RnnBuilder::weight_format`] packs them only once.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] if the model was already rounded to another
+    /// 16-bit format.
     ///
     /// ```
     /// # use fusedrnn::{Cell, Config, DirectionWeights, Rnn, WeightFormat};
@@ -309,6 +313,18 @@ impl Rnn {
     /// (the input's layout), the forward pass's features first. All shapes
     /// are checked before any work; nothing is allocated once `ws` has
     /// grown to the shape.
+    ///
+    /// NaN and infinity in the input or the state are computed with as
+    /// IEEE arithmetic says (a NaN reaches every later output it feeds);
+    /// they are not errors.
+    ///
+    /// # Errors
+    /// Before any work, leaving `state` and `output` untouched:
+    /// [`Error::BufferLength`] if `seq.input` is not `T*B*I` floats,
+    /// `output` not `T*B*D*Hout`, `state` not for batch `B` of this model,
+    /// or `lengths` not `B` long; [`Error::LengthOutOfRange`] for a length
+    /// above `T`; [`Error::TooLarge`] if `T*B*...` overflows or the
+    /// workspace cannot grow to the shape.
     pub fn run(
         &self,
         seq: &Sequence<'_>,
@@ -344,6 +360,16 @@ impl Rnn {
             }
         }
 
+        if t_len == 0 || batch == 0 {
+            // No step to run (and a huge T with B = 0 must not loop T
+            // times over nothing); with explicit lengths every entry has
+            // length 0 and ends with a zero state, as ONNX Runtime does.
+            if seq.lengths.is_some() {
+                state.h.fill(0.0);
+                state.c.fill(0.0);
+            }
+            return Ok(());
+        }
         // Fits: the output buffer has these T*B*feat floats.
         let inner = t_len * batch * feat;
         if cfg.num_layers > 1 {
@@ -495,7 +521,14 @@ impl Rnn {
     /// One streaming time step of a forward (unidirectional) model: `x` is
     /// `[B, I]`, `state` is updated in place, `output` receives the last
     /// layer's new `h`, `[B, Hout]`. Gives the same numbers as
-    /// [`Rnn::run`] over the same inputs.
+    /// [`Rnn::run`] over the same inputs (NaN and infinity included: they
+    /// propagate, they are not errors).
+    ///
+    /// # Errors
+    /// Before any work: [`Error::Unsupported`] for a reverse or
+    /// bidirectional model; [`Error::BufferLength`] if `x` is not `B*I`
+    /// floats, `output` not `B*Hout`, or `state` not of this model's sizes;
+    /// [`Error::TooLarge`] if the workspace cannot grow to the batch.
     pub fn step(
         &self,
         x: &[f32],
@@ -579,6 +612,9 @@ impl Rnn {
     /// Convenience for a one-off run: allocates the output, a state
     /// (from `initial` or zeros) and a workspace, and returns the output and
     /// the final state.
+    ///
+    /// # Errors
+    /// As for [`Rnn::run`].
     pub fn forward(
         &self,
         seq: &Sequence<'_>,

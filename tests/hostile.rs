@@ -305,6 +305,15 @@ fn lengths_out_of_range_and_zero_sizes() {
         let mut st = m.new_state(0).unwrap();
         m.run(&Sequence::new(&[], 5, 0), &mut st, &mut [], &mut ws)
             .unwrap();
+        // A huge T with no batch entries has nothing to run (and must not
+        // loop T times over nothing).
+        m.run(
+            &Sequence::new(&[], usize::MAX, 0),
+            &mut st,
+            &mut [],
+            &mut ws,
+        )
+        .unwrap();
         let mut st = m.new_state(2).unwrap();
         st.h_mut().fill(0.25);
         let before = st.clone();
@@ -385,6 +394,25 @@ fn nan_and_infinity_propagate_as_ieee_arithmetic() {
         assert_eq!(
             st.h().iter().map(|v| v.is_nan()).collect::<Vec<_>>(),
             want_st.h().iter().map(|v| v.is_nan()).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn infinite_cell_state_without_peepholes_is_not_nan() {
+    // Without peepholes, c never reaches the gates: an infinite c must
+    // stay infinite (the reference once added `0 * c`, which is NaN).
+    let m = lstm(8, 4);
+    let x = vec![0.5; 4];
+    let mut init = m.new_state(1).unwrap();
+    init.c_mut().fill(f32::INFINITY);
+    for m in families(&m) {
+        let (_, st) = m.forward(&Sequence::new(&x, 1, 1), Some(&init)).unwrap();
+        assert!(
+            st.c().iter().all(|v| v.is_infinite()),
+            "{}: {:?}",
+            m.kernel_name(),
+            st.c()
         );
     }
 }

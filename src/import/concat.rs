@@ -10,7 +10,7 @@
 
 use crate::config::{Cell, Config, GruReset};
 use crate::error::{Error, Result};
-use crate::model::Rnn;
+use crate::model::{Rnn, RnnBuilder};
 use crate::weights::DirectionWeights;
 
 /// One gate of the concatenated form.
@@ -75,21 +75,52 @@ fn split(
 }
 
 /// An LSTM from the seed's gates in its order `[f, i, c, o]`.
+///
+/// # Errors
+/// [`Error::InvalidAttribute`] for bad sizes, [`Error::Shape`] for gates
+/// of the wrong length; as [`RnnBuilder::build`].
 pub fn lstm(gates_fico: [ConcatGate<'_>; 4], hidden: usize, input: usize) -> Result<Rnn> {
+    lstm_builder(gates_fico, hidden, input)?.build()
+}
+
+/// [`lstm`] as an [`RnnBuilder`].
+///
+/// # Errors
+/// As for [`lstm`], except those of packing.
+pub fn lstm_builder(
+    gates_fico: [ConcatGate<'_>; 4],
+    hidden: usize,
+    input: usize,
+) -> Result<RnnBuilder> {
     let [f, i, c, o] = gates_fico;
     let cfg = Config::new(Cell::Lstm, input, hidden);
     cfg.validate()?;
     let w = split(&[i, f, c, o], hidden, input, &[false; 4])?;
-    Rnn::new(cfg, vec![w])
+    Ok(RnnBuilder::new(cfg, vec![w]))
 }
 
 /// A GRU from the seed's gates in its order `[r, z, h]` (reset before the
 /// matmul; the seed's z is negated to ONNX's sense).
+///
+/// # Errors
+/// As for [`lstm`].
 pub fn gru(gates_rzh: [ConcatGate<'_>; 3], hidden: usize, input: usize) -> Result<Rnn> {
+    gru_builder(gates_rzh, hidden, input)?.build()
+}
+
+/// [`gru`] as an [`RnnBuilder`].
+///
+/// # Errors
+/// As for [`gru`], except those of packing.
+pub fn gru_builder(
+    gates_rzh: [ConcatGate<'_>; 3],
+    hidden: usize,
+    input: usize,
+) -> Result<RnnBuilder> {
     let [r, z, h] = gates_rzh;
     let mut cfg = Config::new(Cell::Gru, input, hidden);
     cfg.gru_reset = GruReset::BeforeMatmul;
     cfg.validate()?;
     let w = split(&[z, r, h], hidden, input, &[true, false, false])?;
-    Rnn::new(cfg, vec![w])
+    Ok(RnnBuilder::new(cfg, vec![w]))
 }

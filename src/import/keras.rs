@@ -16,7 +16,7 @@
 use super::{transpose, TensorView};
 use crate::config::{Activation, Activations, Cell, Config, GruReset};
 use crate::error::{Error, Result};
-use crate::model::Rnn;
+use crate::model::{Rnn, RnnBuilder};
 use crate::weights::DirectionWeights;
 
 /// A layer's activation functions.
@@ -126,20 +126,40 @@ pub fn gru_direction(
 }
 
 /// A one-layer forward Keras LSTM as a model.
+///
+/// # Errors
+/// [`Error::Shape`] for misshapen tensors; as [`RnnBuilder::build`].
 pub fn lstm(
     kernel: TensorView<'_>,
     recurrent: TensorView<'_>,
     bias: Option<TensorView<'_>>,
     acts: KerasActivations,
 ) -> Result<Rnn> {
+    lstm_builder(kernel, recurrent, bias, acts)?.build()
+}
+
+/// [`lstm`] as an [`RnnBuilder`]: choose the kernel family and weight
+/// format before the weights are packed.
+///
+/// # Errors
+/// As for [`lstm`], except those of packing.
+pub fn lstm_builder(
+    kernel: TensorView<'_>,
+    recurrent: TensorView<'_>,
+    bias: Option<TensorView<'_>>,
+    acts: KerasActivations,
+) -> Result<RnnBuilder> {
     let (input, hidden, w) = lstm_direction(kernel, recurrent, bias)?;
     let mut cfg = Config::new(Cell::Lstm, input, hidden);
     cfg.activations = [acts.to_onnx(); 2];
-    Rnn::new(cfg, vec![w])
+    Ok(RnnBuilder::new(cfg, vec![w]))
 }
 
 /// A one-layer forward Keras GRU as a model (`reset_after` picks the
 /// variant and the bias shape).
+///
+/// # Errors
+/// As for [`lstm`].
 pub fn gru(
     kernel: TensorView<'_>,
     recurrent: TensorView<'_>,
@@ -147,6 +167,20 @@ pub fn gru(
     reset_after: bool,
     acts: KerasActivations,
 ) -> Result<Rnn> {
+    gru_builder(kernel, recurrent, bias, reset_after, acts)?.build()
+}
+
+/// [`gru`] as an [`RnnBuilder`].
+///
+/// # Errors
+/// As for [`gru`], except those of packing.
+pub fn gru_builder(
+    kernel: TensorView<'_>,
+    recurrent: TensorView<'_>,
+    bias: Option<TensorView<'_>>,
+    reset_after: bool,
+    acts: KerasActivations,
+) -> Result<RnnBuilder> {
     let (input, hidden, w) = gru_direction(kernel, recurrent, bias, reset_after)?;
     let mut cfg = Config::new(Cell::Gru, input, hidden);
     cfg.gru_reset = if reset_after {
@@ -155,5 +189,5 @@ pub fn gru(
         GruReset::BeforeMatmul
     };
     cfg.activations = [acts.to_onnx(); 2];
-    Rnn::new(cfg, vec![w])
+    Ok(RnnBuilder::new(cfg, vec![w]))
 }

@@ -8,7 +8,7 @@
 use super::{reorder_rows, TensorView};
 use crate::config::{Activation, Activations, Cell, Config, Direction, GruReset};
 use crate::error::{attr_err, Result};
-use crate::model::Rnn;
+use crate::model::{Rnn, RnnBuilder};
 use crate::weights::DirectionWeights;
 
 /// ONNX LSTM block order `i, o, f, c` → canonical `i, f, g, o`.
@@ -117,7 +117,7 @@ fn build(
     b: Option<TensorView<'_>>,
     p: Option<TensorView<'_>>,
     attrs: &OnnxAttributes,
-) -> Result<Rnn> {
+) -> Result<RnnBuilder> {
     let g = cell.gates();
     let dirs = attrs.direction.count();
     let [wd, gh, input] = w.dims::<3>("W")?;
@@ -202,11 +202,16 @@ fn build(
             proj: None,
         });
     }
-    Rnn::new(cfg, weights)
+    Ok(RnnBuilder::new(cfg, weights))
 }
 
 /// Builds an LSTM from ONNX tensors: `w` `[D, 4H, I]`, `r` `[D, 4H, H]`,
 /// optional `b` `[D, 8H]` and `p` `[D, 3H]`, gate order `i, o, f, c`.
+///
+/// # Errors
+/// [`crate::Error::Shape`] for misshapen tensors,
+/// [`crate::Error::InvalidAttribute`] for bad attributes; as
+/// [`RnnBuilder::build`].
 pub fn lstm(
     w: TensorView<'_>,
     r: TensorView<'_>,
@@ -214,18 +219,49 @@ pub fn lstm(
     p: Option<TensorView<'_>>,
     attrs: &OnnxAttributes,
 ) -> Result<Rnn> {
+    lstm_builder(w, r, b, p, attrs)?.build()
+}
+
+/// [`lstm`] as an [`RnnBuilder`]: choose the kernel family and weight
+/// format before the weights are packed.
+///
+/// # Errors
+/// As for [`lstm`], except those of packing.
+pub fn lstm_builder(
+    w: TensorView<'_>,
+    r: TensorView<'_>,
+    b: Option<TensorView<'_>>,
+    p: Option<TensorView<'_>>,
+    attrs: &OnnxAttributes,
+) -> Result<RnnBuilder> {
     build(Cell::Lstm, w, r, b, p, attrs)
 }
 
 /// Builds a GRU from ONNX tensors: `w` `[D, 3H, I]`, `r` `[D, 3H, H]`,
 /// optional `b` `[D, 6H]`, gate order `z, r, h`; `linear_before_reset`
 /// picks the reset placement.
+///
+/// # Errors
+/// As for [`lstm`].
 pub fn gru(
     w: TensorView<'_>,
     r: TensorView<'_>,
     b: Option<TensorView<'_>>,
     attrs: &OnnxAttributes,
 ) -> Result<Rnn> {
+    gru_builder(w, r, b, attrs)?.build()
+}
+
+/// [`gru`] as an [`RnnBuilder`].
+///
+/// # Errors
+/// As for [`gru`], except those of packing.
+pub fn gru_builder(
+    w: TensorView<'_>,
+    r: TensorView<'_>,
+    b: Option<TensorView<'_>>,
+    attrs: &OnnxAttributes,
+) -> Result<RnnBuilder> {
     if attrs.input_forget {
         return Err(attr_err("input_forget", "is an LSTM attribute"));
     }

@@ -14,7 +14,7 @@
 use super::{reorder_rows, TensorSource};
 use crate::config::{Cell, Config, Direction, GruReset};
 use crate::error::{Error, Result};
-use crate::model::Rnn;
+use crate::model::{Rnn, RnnBuilder};
 use crate::weights::DirectionWeights;
 
 /// PyTorch LSTM order `i, f, g, o` → canonical `i, f, g, o`.
@@ -82,8 +82,25 @@ pub fn detect_cell(src: &dyn TensorSource, prefix: &str) -> Result<Cell> {
     }
 }
 
-/// Builds the model from a `state_dict` (any [`TensorSource`]).
+/// Builds the model from a `state_dict` (any [`TensorSource`]), for the
+/// fastest kernel family and f32 weights.
+///
+/// # Errors
+/// [`Error::MissingTensor`], [`Error::Shape`], [`Error::Dtype`] for tensors
+/// that are absent, misshapen or not floats; as [`RnnBuilder::build`].
 pub fn from_state_dict(src: &dyn TensorSource, opts: &PytorchOptions) -> Result<Rnn> {
+    builder_from_state_dict(src, opts)?.build()
+}
+
+/// Reads a `state_dict` into an [`RnnBuilder`], so the caller can choose
+/// the kernel family and weight format before the weights are packed.
+///
+/// # Errors
+/// As for [`from_state_dict`], except those of packing.
+pub fn builder_from_state_dict(
+    src: &dyn TensorSource,
+    opts: &PytorchOptions,
+) -> Result<RnnBuilder> {
     let pre = &opts.prefix;
     let cell = opts.cell;
     let g = cell.gates();
@@ -173,7 +190,7 @@ pub fn from_state_dict(src: &dyn TensorSource, opts: &PytorchOptions) -> Result<
             });
         }
     }
-    Rnn::new(cfg, weights)
+    Ok(RnnBuilder::new(cfg, weights))
 }
 
 /// Loads a PyTorch `state_dict` saved with safetensors

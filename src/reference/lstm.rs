@@ -27,28 +27,34 @@ pub fn step(p: &StepParams<'_>, x: &[f32], h: &mut [f32], c: &mut [f32]) {
     matvec_f64(&w.w, x, 0..4 * hs, &mut pre);
     matvec_f64(&w.r, h, 0..4 * hs, &mut pre);
 
-    let peep =
-        |k: usize, j: usize| -> f64 { w.peepholes.as_ref().map_or(0.0, |p| p[k * hs + j] as f64) };
+    // Without peepholes the cell state does not reach the gates at all: a
+    // `0 * c` term would turn an infinite c into NaN (found by the
+    // fast-vs-reference fuzz target; ONNX Runtime adds no such term).
+    let peep = |k: usize, j: usize, c: f64| -> f64 {
+        w.peepholes
+            .as_ref()
+            .map_or(0.0, |p| p[k * hs + j] as f64 * c)
+    };
     let mut h_full = vec![0.0f64; hs];
     for j in 0..hs {
         let c_old = c[j] as f64;
         let i = eval(
             p.acts.f,
-            clip(pre[gate(I)][j] + peep(0, j) * c_old, p.cfg.clip),
+            clip(pre[gate(I)][j] + peep(0, j, c_old), p.cfg.clip),
         );
         let f = if p.cfg.input_forget {
             1.0 - i
         } else {
             eval(
                 p.acts.f,
-                clip(pre[gate(F)][j] + peep(1, j) * c_old, p.cfg.clip),
+                clip(pre[gate(F)][j] + peep(1, j, c_old), p.cfg.clip),
             )
         };
         let g = eval(p.acts.g, clip(pre[gate(G)][j], p.cfg.clip));
         let c_new = f * c_old + i * g;
         let o = eval(
             p.acts.f,
-            clip(pre[gate(O)][j] + peep(2, j) * c_new, p.cfg.clip),
+            clip(pre[gate(O)][j] + peep(2, j, c_new), p.cfg.clip),
         );
         h_full[j] = o * eval(p.acts.h, c_new);
         c[j] = c_new as f32;
