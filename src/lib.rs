@@ -90,6 +90,7 @@
 #![warn(missing_docs)]
 
 pub mod activations;
+mod builder;
 pub mod config;
 #[cfg(feature = "testing")]
 pub mod conformance;

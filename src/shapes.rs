@@ -1,4 +1,5 @@
-//! The standard benchmark shapes of DESIGN.md §5, shared by the criterion
+//! The standard benchmark shapes (batch 1 at H = 64..1024, batches of 16 and
+//! 64, one streaming step), shared by the criterion
 //! benches and the `bench` example so both measure the same thing.
 
 use crate::config::{Cell, Config};

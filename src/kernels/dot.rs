@@ -65,6 +65,8 @@ pub(crate) trait Elem: Copy {
 }
 
 impl Elem for f32 {
+    /// # Safety
+    /// The contract of [`Elem::load_v`].
     #[inline(always)]
     unsafe fn load_v<S: Simd>(s: S, gate: *const f32, v: usize) -> S::V {
         // SAFETY: forwarded contract; v < 2.
@@ -81,6 +83,8 @@ impl Elem for f32 {
 pub(crate) struct Bf16(#[allow(dead_code)] u16);
 
 impl Elem for Bf16 {
+    /// # Safety
+    /// The contract of [`Elem::load_v`].
     #[inline(always)]
     unsafe fn load_v<S: Simd>(s: S, gate: *const Bf16, v: usize) -> S::V {
         // SAFETY: forwarded contract; Bf16 is a transparent u16.
@@ -94,6 +98,8 @@ impl Elem for Bf16 {
 pub(crate) struct F16(#[allow(dead_code)] u16);
 
 impl Elem for F16 {
+    /// # Safety
+    /// The contract of [`Elem::load_v`].
     #[inline(always)]
     unsafe fn load_v<S: Simd>(s: S, gate: *const F16, v: usize) -> S::V {
         // SAFETY: forwarded contract; F16 is a transparent u16; v < 2.
@@ -200,7 +206,13 @@ unsafe fn dot_v0<
         // registers are the MB*G*NV sums, MB broadcasts and one weight.
         for g in 0..G {
             for v in 0..NV {
-                // SAFETY: kk < k1 <= K, so the G*NR weights at `wp` are in the block.
+                // SAFETY: the loop runs kk in k0..k1 with k1 <= K, the
+                // block's rows, so `wp` = block + kk*G*NR elements and gate
+                // g < G reads within wp + g*NR .. wp + (g+1)*NR <= block +
+                // K*G*NR, for every panel kind (G = 1, 2, 3, 4; the
+                // projection's and R_n's panels too) and element: f32 reads
+                // LANES floats at v*LANES (v < 2), bf16 one full NR-u16 load
+                // (both vectors), f16 LANES u16 at v*LANES.
                 let w = unsafe { E::load_v(s, wp.add(g * nr), V0 + v) };
                 for m in 0..MB {
                     acc[m][g][v] = s.mul_add(w, x[m], acc[m][g][v]);

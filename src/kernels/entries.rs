@@ -44,6 +44,8 @@ macro_rules! kernel_impl {
             const FULL_ROWS: usize = $full;
             const HALF_ROWS: usize = $half;
             const CHUNK_BYTES: usize = $chunk;
+            /// # Safety
+            /// The contract of [`Kernel::dot_k`].
             #[inline(always)]
             unsafe fn dot_k<E: Elem, const G: usize, const MB: usize, const NV: usize>(
                 self,

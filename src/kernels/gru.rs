@@ -75,7 +75,8 @@ pub(crate) unsafe fn gru_after_tile<
             let xn = s.add(bias(s, &p.bias, 2 * hp + j), xn_part[m][0][v]);
             let hn = s.add(acc[m][2][v], bias(s, &p.rbn, j));
             let n = gate::<S, DEF, false>(s, ctx.acts.g, clip(s, s.mul_add(rg, hn, xn), cfg.clip));
-            // SAFETY: h rows hold Hp floats from j.
+            // SAFETY: h rows hold hstride >= Hp floats; j = blk*NR +
+            // (v0+v)*L with blk < blocks, v0 + v < 2, so j + L <= Hp.
             unsafe {
                 let h_old = s.load(hrows[m].add(j));
                 let h = s.mul_add(z, s.sub(h_old, n), n);

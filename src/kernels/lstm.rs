@@ -47,7 +47,8 @@ pub(crate) unsafe fn lstm_tile<S: Kernel, const MB: usize, const NV: usize, cons
         for v in 0..NV {
             let j = blk * 2 * l + (v0 + v) * l;
             let pre = |g: usize| s.add(bias(s, &p.bias, g * hp + j), acc[m][g][v]);
-            // SAFETY: c rows hold Hp floats and j + L <= Hp.
+            // SAFETY: c rows hold Hp floats; j = blk*NR + (v0+v)*L with
+            // blk < blocks and v0 + v < 2, so j + L <= (blk+1)*NR <= Hp.
             let cp = unsafe { b.c.add(rows[m] * hp + j) };
             // SAFETY: as above.
             let c_old = unsafe { s.load(cp) };

@@ -1,5 +1,6 @@
-//! The scalar reference: the equations of DESIGN.md §1 and the golden
-//! FORMAT.md, written for clarity. It is the oracle every fast kernel is
+//! The scalar reference: the LSTM and GRU equations (crate docs, `lstm.rs`,
+//! `gru.rs`) with the ONNX Runtime and PyTorch semantics the golden cases
+//! pin (`tests/data/GOLDEN_FORMAT.md`), written for clarity. It is the oracle every fast kernel is
 //! tested against.
 //!
 //! **Accumulation.** Weights, inputs and the states carried between steps

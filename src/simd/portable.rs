@@ -45,11 +45,15 @@ impl Simd for Portable {
     fn splat(self, x: f32) -> [f32; 8] {
         [x; 8]
     }
+    /// # Safety
+    /// The contract of [`Simd::load`].
     #[inline(always)]
     unsafe fn load(self, p: *const f32) -> [f32; 8] {
         // SAFETY: the caller guarantees 8 readable floats at `p`.
         unsafe { std::ptr::read_unaligned(p as *const [f32; 8]) }
     }
+    /// # Safety
+    /// The contract of [`Simd::load_bf16_pair`].
     #[inline(always)]
     unsafe fn load_bf16_pair(self, p: *const u16, second: bool) -> [f32; 8] {
         // SAFETY: the caller guarantees 16 readable u16 at `p`.
@@ -57,12 +61,16 @@ impl Simd for Portable {
         let k = usize::from(second);
         std::array::from_fn(|i| f32::from_bits(u32::from(v[2 * i + k]) << 16))
     }
+    /// # Safety
+    /// The contract of [`Simd::load_f16`].
     #[inline(always)]
     unsafe fn load_f16(self, p: *const u16) -> [f32; 8] {
         // SAFETY: the caller guarantees 8 readable u16 at `p`.
         let v = unsafe { std::ptr::read_unaligned(p as *const [u16; 8]) };
         v.map(|b| half::f16::from_bits(b).to_f32())
     }
+    /// # Safety
+    /// The contract of [`Simd::store`].
     #[inline(always)]
     unsafe fn store(self, p: *mut f32, v: [f32; 8]) {
         // SAFETY: the caller guarantees 8 writable floats at `p`.
@@ -134,22 +142,30 @@ impl Simd for Scalar {
     fn splat(self, x: f32) -> f32 {
         x
     }
+    /// # Safety
+    /// The contract of [`Simd::load`].
     #[inline(always)]
     unsafe fn load(self, p: *const f32) -> f32 {
         // SAFETY: the caller guarantees one readable float at `p`.
         unsafe { p.read_unaligned() }
     }
+    /// # Safety
+    /// The contract of [`Simd::load_bf16_pair`].
     #[inline(always)]
     unsafe fn load_bf16_pair(self, p: *const u16, second: bool) -> f32 {
         // SAFETY: the caller guarantees two readable u16 at `p`.
         let b = unsafe { p.add(usize::from(second)).read_unaligned() };
         f32::from_bits(u32::from(b) << 16)
     }
+    /// # Safety
+    /// The contract of [`Simd::load_f16`].
     #[inline(always)]
     unsafe fn load_f16(self, p: *const u16) -> f32 {
         // SAFETY: the caller guarantees one readable u16 at `p`.
         half::f16::from_bits(unsafe { p.read_unaligned() }).to_f32()
     }
+    /// # Safety
+    /// The contract of [`Simd::store`].
     #[inline(always)]
     unsafe fn store(self, p: *mut f32, v: f32) {
         // SAFETY: the caller guarantees one writable float at `p`.

@@ -37,11 +37,15 @@ impl Simd for Avx2 {
         // SAFETY: the token proves AVX2.
         unsafe { _mm256_set1_ps(x) }
     }
+    /// # Safety
+    /// The contract of [`Simd::load`].
     #[inline(always)]
     unsafe fn load(self, p: *const f32) -> __m256 {
         // SAFETY: the caller guarantees 8 readable floats; the token proves AVX2.
         unsafe { _mm256_loadu_ps(p) }
     }
+    /// # Safety
+    /// The contract of [`Simd::load_bf16_pair`].
     #[inline(always)]
     unsafe fn load_bf16_pair(self, p: *const u16, second: bool) -> __m256 {
         // SAFETY: the caller guarantees 16 readable u16 (32 bytes); the
@@ -56,12 +60,16 @@ impl Simd for Avx2 {
             _mm256_castsi256_ps(bits)
         }
     }
+    /// # Safety
+    /// The contract of [`Simd::load_f16`].
     #[inline(always)]
     unsafe fn load_f16(self, p: *const u16) -> __m256 {
         // SAFETY: the caller guarantees 8 readable u16 (16 bytes); the
         // token proves F16C.
         unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i)) }
     }
+    /// # Safety
+    /// The contract of [`Simd::store`].
     #[inline(always)]
     unsafe fn store(self, p: *mut f32, v: __m256) {
         // SAFETY: the caller guarantees 8 writable floats; the token proves AVX2.

@@ -31,11 +31,15 @@ impl Simd for Avx512 {
         // SAFETY: the token proves AVX-512F.
         unsafe { _mm512_set1_ps(x) }
     }
+    /// # Safety
+    /// The contract of [`Simd::load`].
     #[inline(always)]
     unsafe fn load(self, p: *const f32) -> __m512 {
         // SAFETY: the caller guarantees 16 readable floats; the token proves AVX-512F.
         unsafe { _mm512_loadu_ps(p) }
     }
+    /// # Safety
+    /// The contract of [`Simd::load_bf16_pair`].
     #[inline(always)]
     unsafe fn load_bf16_pair(self, p: *const u16, second: bool) -> __m512 {
         // SAFETY: the caller guarantees 32 readable u16 (64 bytes); the
@@ -50,12 +54,16 @@ impl Simd for Avx512 {
             _mm512_castsi512_ps(bits)
         }
     }
+    /// # Safety
+    /// The contract of [`Simd::load_f16`].
     #[inline(always)]
     unsafe fn load_f16(self, p: *const u16) -> __m512 {
         // SAFETY: the caller guarantees 16 readable u16 (32 bytes); the
         // token proves AVX-512F (vcvtph2ps zmm is AVX-512F).
         unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i)) }
     }
+    /// # Safety
+    /// The contract of [`Simd::store`].
     #[inline(always)]
     unsafe fn store(self, p: *mut f32, v: __m512) {
         // SAFETY: the caller guarantees 16 writable floats; the token proves AVX-512F.
