@@ -10,6 +10,16 @@
 use super::dot::{Acc, Kernel};
 use super::tile::{accumulate, bias, clip, gate, park, resume, x_part, Bufs, Chunk, Ctx};
 
+/// `h = (1 - z) n + z h_old`, in the reference's (and ONNX's) form rather
+/// than `n + z (h_old - n)`: the two differ when z is infinite (an
+/// unbounded gate function), where this one gives NaN as the reference
+/// does (found by the fast-vs-reference fuzz target). One more multiply
+/// per vector of the epilogue.
+#[inline(always)]
+fn update<S: Kernel>(s: S, z: S::V, n: S::V, h_old: S::V) -> S::V {
+    s.mul_add(z, h_old, s.mul(s.sub(s.splat(1.0), z), n))
+}
+
 /// One GRU block (reset after the matmul) for a tile of rows.
 ///
 /// # Safety
@@ -79,7 +89,7 @@ pub(crate) unsafe fn gru_after_tile<
             // (v0+v)*L with blk < blocks, v0 + v < 2, so j + L <= Hp.
             unsafe {
                 let h_old = s.load(hrows[m].add(j));
-                let h = s.mul_add(z, s.sub(h_old, n), n);
+                let h = update(s, z, n, h_old);
                 s.store(b.h_next.add(rows[m] * b.hstride + j), h);
             }
         }
@@ -212,7 +222,7 @@ pub(crate) unsafe fn gru_before_n_tile<
                 let z = s.load(b.z.add(rows[m] * hp + j));
                 s.store(
                     b.h_next.add(rows[m] * b.hstride + j),
-                    s.mul_add(z, s.sub(h_old, n), n),
+                    update(s, z, n, h_old),
                 );
             }
         }
