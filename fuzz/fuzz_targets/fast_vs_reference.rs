@@ -11,7 +11,7 @@
 //! Checked: where the reference is NaN, the kernel is NaN; where the
 //! reference is finite and the model has no NaN or infinity in it, the
 //! kernel is within the property tests' tolerance (`5e-5 * max(1, |ref|)`,
-//! reasoned in `tests/kernels_vs_reference.rs`), widened to 8x the model's
+//! reasoned in `tests/kernels_vs_reference.rs`), widened to 32x the model's
 //! measured sensitivity to rounding-sized changes when that is larger (an
 //! ill-conditioned model amplifies f32 rounding; the measurement runs only
 //! when the plain tolerance fails, to keep the target fast). Any error from
@@ -248,7 +248,12 @@ fuzz_target!(|inp: Input| {
             })
         };
         if worst(rel_tol).is_some() && !measured {
-            rel_tol = rel_tol.max(8.0 * sensitivity(&model, &seq, &init, &want, &want_state));
+            // 32x: the nudges estimate the amplification of rounding, not
+            // bound it; an LSTM with identical weights, LeakyRelu gates and
+            // input_forget (|1 - i| > 1 amplifies c every step) differed by
+            // 11x its measured sensitivity. A wrong lane or gate is off by
+            // O(1) and still fails.
+            rel_tol = rel_tol.max(32.0 * sensitivity(&model, &seq, &init, &want, &want_state));
             measured = true;
         }
         if let Some(msg) = worst(rel_tol) {
