@@ -105,4 +105,3 @@ impl RnnBuilder {
         Ok(Rnn::from_parts(cfg, weights, format, plan))
     }
 }
-

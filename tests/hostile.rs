@@ -416,3 +416,50 @@ fn infinite_cell_state_without_peepholes_is_not_nan() {
         );
     }
 }
+
+#[test]
+fn infinite_gru_update_gate_gives_nan_like_the_reference() {
+    // An unbounded gate function lets z be infinite: (1 - z) n + z h is
+    // then NaN, in every kernel as in the reference (and ONNX).
+    use fusedrnn::{Activation, Activations, GruReset};
+    for reset in [GruReset::AfterMatmul, GruReset::BeforeMatmul] {
+        let (h, i) = (9, 3);
+        let mut cfg = Config::new(Cell::Gru, i, h);
+        cfg.gru_reset = reset;
+        cfg.activations = [Activations {
+            f: Activation::LeakyRelu { alpha: 0.1 },
+            g: Activation::HardSigmoid {
+                alpha: 0.2,
+                beta: 0.5,
+            },
+            h: Activation::Tanh,
+        }; 2];
+        let inf = f32::INFINITY;
+        let w = DirectionWeights {
+            w: vec![inf; 3 * h * i],
+            r: vec![inf; 3 * h * h],
+            wb: vec![inf; 3 * h],
+            rb: vec![inf; 3 * h],
+            peepholes: None,
+            proj: None,
+        };
+        let m = Rnn::new(cfg, vec![w]).unwrap();
+        let x = vec![inf; 2 * i];
+        let mut init = m.new_state(1).unwrap();
+        init.h_mut().fill(inf);
+        let seq = Sequence::new(&x, 2, 1);
+        let reference = m.clone().with_kernel(KernelFamily::Reference).unwrap();
+        let (want, _) = reference.forward(&seq, Some(&init)).unwrap();
+        for m in families(&m) {
+            let (got, _) = m.forward(&seq, Some(&init)).unwrap();
+            for (a, b) in got.iter().zip(&want) {
+                assert_eq!(
+                    a.is_nan(),
+                    b.is_nan(),
+                    "{} {reset:?}: {a} vs {b}",
+                    m.kernel_name()
+                );
+            }
+        }
+    }
+}
