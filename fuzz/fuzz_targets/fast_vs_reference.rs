@@ -10,8 +10,8 @@
 //! for it, NaN and infinities.
 //!
 //! Checked: where the reference is NaN, the kernel is NaN; where the
-//! reference is finite and the model has no NaN or infinity in it, the
-//! kernel is within the property tests' tolerance (`5e-5 * max(1, |ref|)`,
+//! reference is finite and the model and data have no NaN, infinity or
+//! huge value in them, the kernel is within the property tests' tolerance (`5e-5 * max(1, |ref|)`,
 //! reasoned in `tests/kernels_vs_reference.rs`), widened to 32x the model's
 //! measured sensitivity to rounding-sized changes when that is larger (an
 //! ill-conditioned model amplifies f32 rounding; the measurement runs only
@@ -142,7 +142,7 @@ fuzz_target!(|inp: Input| {
     let cell = if inp.gru { Cell::Gru } else { Cell::Lstm };
     let lstm = cell == Cell::Lstm;
     let (h, i) = (size(inp.hidden, 48), size(inp.input, 40));
-    let (b, t) = (size(inp.batch, 13), inp.steps as usize % 7);
+    let (mut b, t) = (size(inp.batch, 13), inp.steps as usize % 7);
     let mut cfg = Config::new(cell, i, h);
     cfg.num_layers = 1 + inp.two_layers as usize;
     cfg.direction = match inp.direction % 3 {
@@ -150,6 +150,14 @@ fuzz_target!(|inp: Input| {
         1 => Direction::Reverse,
         _ => Direction::Bidirectional,
     };
+    // At most ~60k multiply-adds per run, so the scalar f64 reference
+    // keeps the target above 500 executions per second (big shapes add
+    // nothing the lane-boundary sizes do not already reach).
+    let work =
+        |b: usize| t * b * cfg.num_layers * cfg.num_directions() * cell.gates() * h * (i + h);
+    while b > 1 && work(b) > 60_000 {
+        b /= 2;
+    }
     cfg.gru_reset = if inp.reset_before {
         GruReset::BeforeMatmul
     } else {
@@ -239,6 +247,15 @@ fuzz_target!(|inp: Input| {
         .chain(init.h())
         .chain(init.c())
         .all(|v| v.is_finite());
+    // Huge inputs or states (1e15) are there to find overflow and NaN
+    // bugs; with them, f32 cancellation (input_forget's `1 - i` at a
+    // saturated i, times a 1e15 cell state) is legitimately far from the
+    // f64 reference, so only the NaN rule is checked.
+    let well_scaled = finite_model
+        && x.iter()
+            .chain(init.h())
+            .chain(init.c())
+            .all(|v| v.abs() <= 1e6);
 
     let (want, want_state) = run(&model, &seq, &init);
     let mut rel_tol = 5e-5f32;
@@ -260,7 +277,7 @@ fuzz_target!(|inp: Input| {
                     let bad = if w.is_nan() {
                         !g.is_nan()
                     } else {
-                        finite_model && w.is_finite() && !((g - w).abs() <= tol * w.abs().max(1.0))
+                        well_scaled && w.is_finite() && !((g - w).abs() <= tol * w.abs().max(1.0))
                     };
                     bad.then(|| format!("{what}[{k}]: {g} vs reference {w}"))
                 })
