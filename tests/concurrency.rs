@@ -101,7 +101,7 @@ fn rss_kib() -> u64 {
 }
 
 #[test]
-#[ignore = "10^7 streaming steps (about a minute in release)"]
+#[ignore = "10^7 streaming steps (seconds in release, minutes in debug)"]
 fn soak_ten_million_streaming_steps() {
     let m = model(Cell::Lstm, 32, 16, 1, Direction::Forward);
     let mut state = m.new_state(1).unwrap();
