@@ -105,3 +105,23 @@ impl RnnBuilder {
         Ok(Rnn::from_parts(cfg, weights, format, plan))
     }
 }
+
+impl Rnn {
+    /// Builds a model from a configuration and canonical weights, one
+    /// [`DirectionWeights`] per layer and direction, indexed
+    /// `layer * D + direction`, with the fastest kernel this CPU supports
+    /// (chosen once, here; [`KernelFamily::auto`]) and f32 weights. Same as
+    /// `RnnBuilder::new(cfg, weights).build()`; use [`RnnBuilder`] to choose
+    /// the family or format before the weights are packed.
+    ///
+    /// # Errors
+    /// As for [`RnnBuilder::build`].
+    pub fn new(cfg: Config, weights: Vec<DirectionWeights>) -> Result<Rnn> {
+        RnnBuilder::new(cfg, weights).build()
+    }
+
+    /// A builder for this configuration and these weights.
+    pub fn builder(cfg: Config, weights: Vec<DirectionWeights>) -> RnnBuilder {
+        RnnBuilder::new(cfg, weights)
+    }
+}

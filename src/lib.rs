@@ -109,9 +109,10 @@ mod state;
 pub mod unfused;
 mod weights;
 
+pub use builder::RnnBuilder;
 pub use config::{Activation, Activations, Cell, Config, Direction, GruReset};
 pub use error::{Error, Result};
 pub use family::{KernelFamily, KERNEL_ENV};
-pub use model::{Rnn, RnnBuilder};
+pub use model::Rnn;
 pub use state::{Layout, Sequence, State, Workspace};
 pub use weights::{DirectionWeights, WeightFormat};

@@ -11,8 +11,6 @@ use crate::weights::{DirectionWeights, WeightFormat};
 
 use crate::state::{Layout, Sequence, State, Workspace};
 
-pub use crate::builder::RnnBuilder;
-
 /// A recurrent model (LSTM or GRU, any number of layers, any direction):
 /// immutable once built, `Send + Sync`, so one copy of the weights serves
 /// many threads, each with its own [`State`] and [`Workspace`].
@@ -52,7 +50,7 @@ impl Strides {
 }
 
 impl Rnn {
-    /// A model of validated parts (see [`RnnBuilder::build`]).
+    /// A model of validated parts (see [`RnnBuilder::build`](crate::RnnBuilder::build)).
     pub(crate) fn from_parts(
         cfg: Config,
         weights: Vec<DirectionWeights>,
@@ -67,26 +65,8 @@ impl Rnn {
         }
     }
 
-    /// Builds a model from a configuration and canonical weights, one
-    /// [`DirectionWeights`] per layer and direction, indexed
-    /// `layer * D + direction`, with the fastest kernel this CPU supports
-    /// (chosen once, here; [`KernelFamily::auto`]) and f32 weights. Same as
-    /// `RnnBuilder::new(cfg, weights).build()`; use [`RnnBuilder`] to choose
-    /// the family or format before the weights are packed.
-    ///
-    /// # Errors
-    /// As for [`RnnBuilder::build`].
-    pub fn new(cfg: Config, weights: Vec<DirectionWeights>) -> Result<Rnn> {
-        RnnBuilder::new(cfg, weights).build()
-    }
-
-    /// A builder for this configuration and these weights.
-    pub fn builder(cfg: Config, weights: Vec<DirectionWeights>) -> RnnBuilder {
-        RnnBuilder::new(cfg, weights)
-    }
-
     /// The same model run by kernel family `family`. This packs the weights
-    /// again for that family; [`RnnBuilder::kernel`] packs them only once.
+    /// again for that family; [`RnnBuilder::kernel`](crate::RnnBuilder::kernel) packs them only once.
     ///
     /// # Errors
     /// [`Error::KernelUnavailable`] if this CPU or build cannot run it.
@@ -103,7 +83,7 @@ impl Rnn {
     /// [`WeightFormat`] for the error per weight). From f32 only: rounding
     /// an already rounded model to another format would round twice, which
     /// gives [`Error::Unsupported`]. This packs the weights again;
-    /// [`RnnBuilder::weight_format`] packs them only once.
+    /// [`RnnBuilder::weight_format`](crate::RnnBuilder::weight_format) packs them only once.
     ///
     /// # Errors
     /// [`Error::Unsupported`] if the model was already rounded to another

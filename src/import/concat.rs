@@ -8,9 +8,10 @@
 //! gate's sign flipped (`1 - σ(a) = σ(-a)`), so z's weights and bias are
 //! negated on import (exact for the default sigmoid).
 
+use crate::builder::RnnBuilder;
 use crate::config::{Cell, Config, GruReset};
 use crate::error::{Error, Result};
-use crate::model::{Rnn, RnnBuilder};
+use crate::model::Rnn;
 use crate::weights::DirectionWeights;
 
 /// One gate of the concatenated form.

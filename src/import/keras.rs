@@ -14,9 +14,10 @@
 //! Keras 2; Keras 3 uses `alpha: 1/6`).
 
 use super::{transpose, TensorView};
+use crate::builder::RnnBuilder;
 use crate::config::{Activation, Activations, Cell, Config, GruReset};
 use crate::error::{Error, Result};
-use crate::model::{Rnn, RnnBuilder};
+use crate::model::Rnn;
 use crate::weights::DirectionWeights;
 
 /// A layer's activation functions.

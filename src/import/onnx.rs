@@ -6,9 +6,10 @@
 //! `[D, 3*H]` in the order `i, o, f`.
 
 use super::{reorder_rows, TensorView};
+use crate::builder::RnnBuilder;
 use crate::config::{Activation, Activations, Cell, Config, Direction, GruReset};
 use crate::error::{attr_err, Result};
-use crate::model::{Rnn, RnnBuilder};
+use crate::model::Rnn;
 use crate::weights::DirectionWeights;
 
 /// ONNX LSTM block order `i, o, f, c` → canonical `i, f, g, o`.

@@ -12,9 +12,10 @@
 //! reads the cell type off the tensor shapes when the file does not say it.
 
 use super::{reorder_rows, TensorSource};
+use crate::builder::RnnBuilder;
 use crate::config::{Cell, Config, Direction, GruReset};
 use crate::error::{Error, Result};
-use crate::model::{Rnn, RnnBuilder};
+use crate::model::Rnn;
 use crate::weights::DirectionWeights;
 
 /// PyTorch LSTM order `i, f, g, o` → canonical `i, f, g, o`.
