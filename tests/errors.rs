@@ -14,16 +14,7 @@ use fusedrnn::{
 };
 
 fn small_lstm(h: usize, i: usize) -> Rnn {
-    let mut r = Rng(7);
-    let w = DirectionWeights {
-        w: r.vec(4 * h * i, 0.5),
-        r: r.vec(4 * h * h, 0.5),
-        wb: r.vec(4 * h, 0.5),
-        rb: r.vec(4 * h, 0.5),
-        peepholes: None,
-        proj: None,
-    };
-    Rnn::new(Config::new(Cell::Lstm, i, h), vec![w]).unwrap()
+    random_lstm(h, i, 7)
 }
 
 fn pt_dict() -> HashMap<String, Tensor> {

@@ -38,3 +38,19 @@ impl Rng {
         (0..n).map(|_| self.f32(scale)).collect()
     }
 }
+
+/// A one-layer forward LSTM (H hidden, I inputs) with weights in
+/// [-0.5, 0.5) from `seed`.
+pub fn random_lstm(h: usize, i: usize, seed: u64) -> fusedrnn::Rnn {
+    use fusedrnn::{Cell, Config, DirectionWeights, Rnn};
+    let mut r = Rng(seed);
+    let w = DirectionWeights {
+        w: r.vec(4 * h * i, 0.5),
+        r: r.vec(4 * h * h, 0.5),
+        wb: r.vec(4 * h, 0.5),
+        rb: r.vec(4 * h, 0.5),
+        peepholes: None,
+        proj: None,
+    };
+    Rnn::new(Config::new(Cell::Lstm, i, h), vec![w]).unwrap()
+}
