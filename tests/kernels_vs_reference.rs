@@ -177,6 +177,31 @@ const ACTS: [Activations; 6] = [
     },
 ];
 
+impl Case {
+    /// A one-layer forward case with no optional feature, f32 weights.
+    fn plain(cell: Cell, h: usize, i: usize, b: usize, t: usize, seed: u64) -> Case {
+        Case {
+            cell,
+            h,
+            i,
+            b,
+            t,
+            layers: 1,
+            direction: Direction::Forward,
+            clip: None,
+            peep: false,
+            input_forget: false,
+            proj: 0,
+            reset: GruReset::AfterMatmul,
+            acts: None,
+            lengths: false,
+            batch_major: false,
+            format: WeightFormat::F32,
+            seed,
+        }
+    }
+}
+
 fn build(c: &Case) -> Rnn {
     let mut cfg = Config::new(c.cell, c.i, c.h);
     cfg.num_layers = c.layers;
@@ -277,25 +302,7 @@ fn thresholded_relu_matches_the_reference() {
     let mut acts = ACTS[4];
     acts.h = Activation::ThresholdedRelu { alpha: 0.2 };
     for cell in [Cell::Lstm, Cell::Gru] {
-        let c = Case {
-            cell,
-            h: 37,
-            i: 11,
-            b: 3,
-            t: 5,
-            layers: 1,
-            direction: Direction::Forward,
-            clip: None,
-            peep: false,
-            input_forget: false,
-            proj: 0,
-            reset: GruReset::AfterMatmul,
-            acts: None,
-            lengths: false,
-            batch_major: false,
-            format: WeightFormat::F32,
-            seed: 77,
-        };
+        let c = Case::plain(cell, 37, 11, 3, 5, 77);
         let model = build(&c);
         let mut cfg = model.config().clone();
         cfg.activations = [Activations {
@@ -330,25 +337,7 @@ fn thresholded_relu_matches_the_reference() {
 #[test]
 fn forced_families_are_checked() {
     for f in KernelFamily::ALL {
-        let m = build(&Case {
-            cell: Cell::Gru,
-            h: 5,
-            i: 3,
-            b: 1,
-            t: 1,
-            layers: 1,
-            direction: Direction::Forward,
-            clip: None,
-            peep: false,
-            input_forget: false,
-            proj: 0,
-            reset: GruReset::AfterMatmul,
-            acts: None,
-            lengths: false,
-            batch_major: false,
-            format: WeightFormat::F32,
-            seed: 1,
-        });
+        let m = build(&Case::plain(Cell::Gru, 5, 3, 1, 1, 1));
         match m.with_kernel(*f) {
             Ok(m) => assert!(m.kernel_name().contains(f.name())),
             Err(e) => {

@@ -12,7 +12,8 @@ use crate::error::{Error, Result};
 enum Data {
     Float(Vec<f32>),
     Int(Vec<i64>),
-    Other(String),
+    /// A dtype the getters do not convert (named by the tensor's dtype).
+    Other,
 }
 
 /// A parsed safetensors file: named tensors and the string metadata.
@@ -73,14 +74,14 @@ impl TensorFile {
                         .collect(),
                 ),
                 Dtype::I64 => Data::Int(chunks::<8>(raw).map(i64::from_le_bytes).collect()),
-                other => Data::Other(format!("{other:?}")),
+                _ => Data::Other,
             };
             let shape = view.shape().to_vec();
             let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
             let len = match &data {
                 Data::Float(v) => Some(v.len()),
                 Data::Int(v) => Some(v.len()),
-                Data::Other(_) => n,
+                Data::Other => n,
             };
             if n != len {
                 return Err(Error::Format(format!(
@@ -132,7 +133,7 @@ impl TensorFile {
                 name: name.to_string(),
                 found: "float (an integer tensor was expected)".into(),
             }),
-            Some((_, Data::Other(d), _)) => Err(Error::Dtype {
+            Some((_, Data::Other, d)) => Err(Error::Dtype {
                 name: name.to_string(),
                 found: d.clone(),
             }),
@@ -152,7 +153,7 @@ impl TensorSource for TensorFile {
                 name: name.to_string(),
                 found: "integer (a float tensor was expected)".into(),
             }),
-            Some((_, Data::Other(d), _)) => Err(Error::Dtype {
+            Some((_, Data::Other, d)) => Err(Error::Dtype {
                 name: name.to_string(),
                 found: d.clone(),
             }),
