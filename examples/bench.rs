@@ -3,6 +3,8 @@
 //! ```text
 //! cargo run --release --example bench -- --shape NAME|all [--kernel FAMILY|auto|unfused] [--weights f32|f16|bf16] [--threads N] [--json]
 //! cargo run --release --example bench -- --list-kernels
+//! cargo run --release --example bench -- --peak
+//! cargo run --release --example bench -- --shape NAME|all --decay [--kernel F] [--json]
 //! ```
 //!
 //! `ns_per_step` is the median over repeats (at least 15, and at least 0.3 s
@@ -11,7 +13,17 @@
 //! weights once with the same ISA (the auto-dispatched one for `unfused`
 //! and `reference`), in the same weight format. `gflops` counts the input
 //! and recurrent products. `--weights f16|bf16` rounds the model's weight
-//! matrices to that format (`Rnn::with_weight_format`).
+//! matrices to that format (`Rnn::with_weight_format`). `peak_gflops` is
+//! the host's FMA peak for the kernel's ISA (register-only FMA chains,
+//! `fusedrnn::shapes::fma_peak_gflops`), measured once per run; `--peak`
+//! prints it for every family the host runs.
+//!
+//! `--decay` measures whether latency depends on the data: the shape's
+//! model with its biases set to 0, run on an all-zero input from states of
+//! 1e-20, so every state decays toward zero through the range where
+//! products and polynomial terms would be subnormal (slow on Intel cores),
+//! timed interleaved (11 rounds, median) against the same model on the
+//! standard input from zero states; it prints both and `decay_ratio`.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -36,13 +48,87 @@ fn median_ns(mut f: impl FnMut()) -> f64 {
     times[times.len() / 2]
 }
 
+/// `--decay`: the zero-bias model on zero input from tiny states, against
+/// the same model on the standard input, interleaved rounds.
+fn run_decay(shape: &Shape, kernel: &str, json: bool) -> Result<(), String> {
+    let mut model = shape.model();
+    if kernel != "auto" {
+        let fam = KernelFamily::from_name(kernel).map_err(|e| e.to_string())?;
+        model = model.with_kernel(fam).map_err(|e| e.to_string())?;
+    }
+    let mut w = model.weights().to_vec();
+    for d in &mut w {
+        d.wb.fill(0.0);
+        d.rb.fill(0.0);
+    }
+    let model = fusedrnn::Rnn::builder(model.config().clone(), w)
+        .kernel(model.kernel_family())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let (t, b) = (shape.steps, shape.batch);
+    let normal_x = shape.input();
+    let zero_x = vec![0.0; normal_x.len()];
+    let mut state = model.new_state(b).map_err(|e| e.to_string())?;
+    let mut ws = Workspace::new();
+    let mut out = vec![0.0; t * b * model.output_features()];
+    let mut rounds = [Vec::new(), Vec::new()];
+    for _ in 0..11 {
+        for (k, (x, init)) in [(&normal_x, 0.0f32), (&zero_x, 1e-20)]
+            .into_iter()
+            .enumerate()
+        {
+            let ns = median_ns(|| {
+                state.h_mut().fill(init);
+                state.c_mut().fill(init);
+                if shape.streaming {
+                    model.step(x, &mut state, &mut out, &mut ws).expect("step");
+                } else {
+                    let seq = Sequence::new(x, t, b);
+                    model.run(&seq, &mut state, &mut out, &mut ws).expect("run");
+                }
+            });
+            rounds[k].push(ns / t as f64);
+        }
+    }
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let (normal, decay) = (med(&mut rounds[0]), med(&mut rounds[1]));
+    if json {
+        println!(
+            "{{\"shape\": \"{}\", \"kernel\": \"{}\", \"kernel_name\": \"{}\", \"ns_per_step\": {normal:.1}, \"decay_ns_per_step\": {decay:.1}, \"decay_ratio\": {:.3}}}",
+            shape.name,
+            model.kernel_family().name(),
+            model.kernel_name(),
+            decay / normal
+        );
+    } else {
+        println!(
+            "{:<15} {:<24} normal {:>12.1} ns/step   decaying to zero {:>12.1} ns/step   ratio {:.3}",
+            shape.name,
+            model.kernel_name(),
+            normal,
+            decay,
+            decay / normal
+        );
+    }
+    Ok(())
+}
+
 fn usage(msg: &str) -> ExitCode {
     eprintln!("bench: {msg}");
-    eprintln!("usage: bench --shape NAME|all [--kernel FAMILY|auto|unfused] [--weights f32|f16|bf16] [--threads N] [--json]");
+    eprintln!("usage: bench --shape NAME|all [--kernel FAMILY|auto|unfused] [--weights f32|f16|bf16] [--threads N] [--decay] [--json]");
     ExitCode::from(2)
 }
 
-fn run_shape(shape: &Shape, kernel: &str, weights: WeightFormat, json: bool) -> Result<(), String> {
+fn run_shape(
+    shape: &Shape,
+    kernel: &str,
+    weights: WeightFormat,
+    json: bool,
+    peaks: &mut Vec<(KernelFamily, f64)>,
+) -> Result<(), String> {
     if kernel == "unfused" && weights != WeightFormat::F32 {
         return Err("the unfused baseline runs f32 weights only".into());
     }
@@ -94,6 +180,15 @@ fn run_shape(shape: &Shape, kernel: &str, weights: WeightFormat, json: bool) -> 
     });
     let ns_per_step = total_ns / t as f64;
     let gflops = shape.flops_per_step() / ns_per_step;
+    let peak_family = floor_model.kernel_family();
+    let peak = match peaks.iter().find(|p| p.0 == peak_family) {
+        Some(p) => p.1,
+        None => {
+            let p = fusedrnn::shapes::fma_peak_gflops(peak_family).map_err(|e| e.to_string())?;
+            peaks.push((peak_family, p));
+            p
+        }
+    };
     let family = if kernel == "unfused" {
         "unfused".to_string()
     } else {
@@ -101,17 +196,18 @@ fn run_shape(shape: &Shape, kernel: &str, weights: WeightFormat, json: bool) -> 
     };
     if json {
         println!(
-            "{{\"shape\": \"{}\", \"kernel\": \"{family}\", \"kernel_name\": \"{name}\", \"weights\": \"{}\", \"threads\": 1, \"ns_per_step\": {ns_per_step:.1}, \"gflops\": {gflops:.2}, \"floor_ns\": {floor_ns:.1}}}",
+            "{{\"shape\": \"{}\", \"kernel\": \"{family}\", \"kernel_name\": \"{name}\", \"weights\": \"{}\", \"threads\": 1, \"ns_per_step\": {ns_per_step:.1}, \"gflops\": {gflops:.2}, \"peak_gflops\": {peak:.1}, \"floor_ns\": {floor_ns:.1}}}",
             shape.name,
             weights.name()
         );
     } else {
         println!(
-            "{:<15} {:<24} {:>12.1} ns/step {:>8.2} GFLOP/s   floor {:>10.1} ns   ({:.2}x floor)",
+            "{:<15} {:<24} {:>12.1} ns/step {:>8.2} GFLOP/s ({:>3.0}% of peak)   floor {:>10.1} ns   ({:.2}x floor)",
             shape.name,
             name,
             ns_per_step,
             gflops,
+            100.0 * gflops / peak,
             floor_ns,
             ns_per_step / floor_ns
         );
@@ -123,11 +219,21 @@ fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let (mut shapes, mut kernel, mut json) = (Vec::new(), "auto".to_string(), false);
     let mut weights = WeightFormat::F32;
+    let mut decay = false;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--list-kernels" => {
                 for f in KernelFamily::available() {
                     println!("{}", f.name());
+                }
+                return ExitCode::SUCCESS;
+            }
+            "--peak" => {
+                for f in KernelFamily::available() {
+                    match fusedrnn::shapes::fma_peak_gflops(f) {
+                        Ok(p) => println!("{:<10} {p:>8.1} GFLOP/s FMA peak (one core)", f.name()),
+                        Err(e) => return usage(&e.to_string()),
+                    }
                 }
                 return ExitCode::SUCCESS;
             }
@@ -158,14 +264,21 @@ fn main() -> ExitCode {
                 None => return usage("--threads needs a count"),
             },
             "--json" => json = true,
+            "--decay" => decay = true,
             other => return usage(&format!("unknown argument {other}")),
         }
     }
     if shapes.is_empty() {
         return usage("no --shape given");
     }
+    let mut peaks = Vec::new();
     for s in &shapes {
-        if let Err(e) = run_shape(s, &kernel, weights, json) {
+        let r = if decay {
+            run_decay(s, &kernel, json)
+        } else {
+            run_shape(s, &kernel, weights, json, &mut peaks)
+        };
+        if let Err(e) = r {
             eprintln!("bench: {}: {e}", s.name);
             return ExitCode::from(2);
         }

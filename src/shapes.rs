@@ -113,3 +113,24 @@ impl Shape {
         2.0 * g * h * (2.0 * h) * self.batch as f64
     }
 }
+
+/// The host's FMA peak for one kernel family's ISA, in GFLOP/s of one core:
+/// twelve independent chains of vector FMAs kept in registers (no memory
+/// traffic), the best of 7 timed runs of about 0.8 GFLOP each at 16 lanes.
+/// The bound the batched kernels are measured against (`bench --peak`).
+///
+/// # Errors
+/// [`Error::KernelUnavailable`] if this host cannot run the family.
+pub fn fma_peak_gflops(family: crate::KernelFamily) -> Result<f64> {
+    let token = crate::kernels::entries::Token(crate::family::select(family)?);
+    let iters = 2_000_000;
+    std::hint::black_box(token.fma_chains(iters / 10));
+    let mut best = 0.0f64;
+    for _ in 0..7 {
+        let t0 = std::time::Instant::now();
+        let (flops, sum) = token.fma_chains(std::hint::black_box(iters));
+        std::hint::black_box(sum);
+        best = best.max(flops / t0.elapsed().as_nanos().max(1) as f64);
+    }
+    Ok(best)
+}

@@ -178,7 +178,9 @@ fn command(models: &mut HashMap<String, Loaded>, line: &str) -> Result<String, S
                 .and_then(|s| s.parse().ok())
                 .ok_or("time NAME SECONDS")?;
             let ns = time(l, secs)?;
-            Ok(format!("{{\"name\": \"{name}\", \"ns_per_call\": {ns:.1}}}"))
+            Ok(format!(
+                "{{\"name\": \"{name}\", \"ns_per_call\": {ns:.1}}}"
+            ))
         }
         other => Err(format!("unknown command {other}")),
     }

@@ -6,7 +6,7 @@
 use super::entries::Token;
 use super::pack::{grow, DirPack};
 use super::project::xproj_stride;
-use super::tile::{Bufs, Ctx, XSrc, ACC_SLOTS};
+use super::tile::{Bufs, Ctx, XSrc, ACC_SLOTS, FLUSH_BELOW};
 use crate::config::{Cell, Config};
 use crate::error::{product, Result};
 use crate::family::Isa;
@@ -43,6 +43,39 @@ pub(crate) struct FastWs {
     acc: Vec<f32>,
     off: Vec<usize>,
     rows: Vec<usize>,
+    /// The layer input with its subnormals flushed to zero, used only when
+    /// the caller's input holds some (see [`flushed_input`]).
+    xflush: Vec<f32>,
+}
+
+/// Whether `x` holds a nonzero float of magnitude below [`FLUSH_BELOW`].
+/// One vectorizable pass (no early exit), a fraction of the `G*H`
+/// multiply-adds each input float feeds.
+fn has_tiny(x: &[f32]) -> bool {
+    x.iter()
+        .fold(false, |any, &v| any | (v != 0.0 && v.abs() < FLUSH_BELOW))
+}
+
+/// Copies a caller's state row or input with the values below
+/// [`FLUSH_BELOW`] set to 0, as the kernels flush every state they store.
+fn copy_flushed(dst: &mut [f32], src: &[f32]) {
+    for (d, &v) in dst.iter_mut().zip(src) {
+        *d = if v.abs() < FLUSH_BELOW { 0.0 } else { v };
+    }
+}
+
+/// The input a layer computes with: `x` itself, or, if it holds values below
+/// [`FLUSH_BELOW`], a copy in `buf` with them set to 0 (NaN and infinities
+/// kept), so that the input projection's FMAs never take the subnormal
+/// microcode assists of Intel cores (see [`FLUSH_BELOW`]). `buf`
+/// is grown only when used; [`FastKernel::reserve`] grows it beforehand.
+fn flushed_input<'a>(x: &'a [f32], buf: &'a mut Vec<f32>) -> Result<&'a [f32]> {
+    if !has_tiny(x) {
+        return Ok(x);
+    }
+    grow(buf, x.len())?;
+    copy_flushed(&mut buf[..x.len()], x);
+    Ok(&buf[..x.len()])
 }
 
 impl FastWs {
@@ -160,6 +193,8 @@ impl FastKernel {
         let p = &self.packs[0];
         let xs = xproj_stride(cfg.cell.gates(), p.hp());
         grow(&mut ws.xproj, product("input projection", &[n_rows, xs])?)?;
+        let x_len = product("layer input", &[n_rows.max(batch), cfg.input_size])?;
+        grow(&mut ws.xflush, x_len)?;
         let hstride = self.packs.iter().map(|p| p.hstride()).max().unwrap_or(0);
         ws.grow_step(batch, hstride, p.hp(), self.isa.nr())
     }
@@ -210,19 +245,21 @@ impl FastKernel {
         let xs = xproj_stride(g, hp);
         grow(&mut ws.xproj, product("input projection", &[n_rows, xs])?)?;
         ws.grow_step(batch, hstride, hp, self.isa.nr())?;
-        // SAFETY: x holds n_rows rows of In floats (asserted above); xproj
-        // holds n_rows rows of xproj_stride (grown above); the packs match the token.
-        unsafe {
-            Token(self.isa).project(&ctx, a.src.as_ptr(), inp, n_rows, ws.xproj.as_mut_ptr())
-        };
+        let mut xbuf = std::mem::take(&mut ws.xflush);
+        let src = flushed_input(&a.src[..n_rows * inp], &mut xbuf)?;
+        // SAFETY: src holds n_rows rows of In floats (asserted above, and
+        // the flushed copy has its length); xproj holds n_rows rows of
+        // xproj_stride (grown above); the packs match the token.
+        unsafe { Token(self.isa).project(&ctx, src.as_ptr(), inp, n_rows, ws.xproj.as_mut_ptr()) };
+        ws.xflush = xbuf;
         for b in 0..batch {
             let row = &mut ws.h0[b * hstride..(b + 1) * hstride];
             row.fill(0.0);
-            row[..hout].copy_from_slice(&a.h[b * hout..(b + 1) * hout]);
+            copy_flushed(&mut row[..hout], &a.h[b * hout..(b + 1) * hout]);
             let crow = &mut ws.c[b * hp..(b + 1) * hp];
             crow.fill(0.0);
             if cfg.cell == Cell::Lstm {
-                crow[..hs].copy_from_slice(&a.c[b * hs..(b + 1) * hs]);
+                copy_flushed(&mut crow[..hs], &a.c[b * hs..(b + 1) * hs]);
             }
         }
         let len = |b: usize| a.lengths.map_or(t_len, |l| l[b]);
@@ -314,13 +351,18 @@ impl FastKernel {
         assert!(cfg.cell != Cell::Lstm || c.len() == batch * hs);
         ws.grow_step(batch, hstride, hp, self.isa.nr())?;
         for b in 0..batch {
-            ws.h0[b * hstride..b * hstride + hout].copy_from_slice(&h[b * hout..(b + 1) * hout]);
+            copy_flushed(
+                &mut ws.h0[b * hstride..b * hstride + hout],
+                &h[b * hout..(b + 1) * hout],
+            );
             if cfg.cell == Cell::Lstm {
-                ws.c[b * hp..b * hp + hs].copy_from_slice(&c[b * hs..(b + 1) * hs]);
+                copy_flushed(&mut ws.c[b * hp..b * hp + hs], &c[b * hs..(b + 1) * hs]);
             }
             ws.off[b] = b * inp;
             ws.rows[b] = b;
         }
+        let mut xbuf = std::mem::take(&mut ws.xflush);
+        let x = flushed_input(x, &mut xbuf)?;
         let xs = XSrc::Fused {
             base: x.as_ptr(),
             off: ws.off.as_ptr(),
@@ -328,9 +370,11 @@ impl FastKernel {
         let (h_prev, h_next) = (ws.h0.as_ptr(), ws.h1.as_mut_ptr());
         let bufs = ws.bufs(xs, h_prev, h_next, hstride);
         let rows = &ws.rows[..batch];
-        // SAFETY: buffers grown above to B rows of their strides; x has B
-        // rows of In floats at off[b] = b*In; packs match the token.
+        // SAFETY: buffers grown above to B rows of their strides; x (the
+        // caller's or its flushed copy, same length) has B rows of In
+        // floats at off[b] = b*In; packs match the token.
         unsafe { Token(self.isa).step(&ctx, &bufs, rows, backwards) };
+        ws.xflush = xbuf;
         for b in 0..batch {
             h[b * hout..(b + 1) * hout].copy_from_slice(&ws.h1[b * hstride..b * hstride + hout]);
             if cfg.cell == Cell::Lstm {

@@ -91,6 +91,7 @@ macro_rules! entries {
         $step:ident,
         $project:ident,
         $stream:ident,
+        $fma:ident,
         $dot:ident,
         full: $full:expr,
         half: $half:expr,
@@ -143,6 +144,13 @@ macro_rules! entries {
             unsafe fn $stream(s: $ty, d: &[f32]) -> f32 {
                 super::probe::stream_sum(s, d)
             }
+
+            /// # Safety
+            /// The CPU supports the features.
+            #[cfg(feature = "testing")]
+            unsafe fn $fma(s: $ty, iters: usize) -> f32 {
+                super::probe::fma_chains(s, iters)
+            }
         });
         kernel_impl!($ty, $dot, full: $full, half: $half, chunk: $chunk);
     };
@@ -155,6 +163,7 @@ entries!(
     step_avx512,
     project_avx512,
     stream_avx512,
+    fma_avx512,
     dot_avx512,
     // 32 registers: a whole-block LSTM tile of 3 rows holds 24 sums, a
     // half-block tile of 6 rows 24 (plus 6 broadcasts and one weight).
@@ -169,6 +178,7 @@ entries!(
     step_avx2,
     project_avx2,
     stream_avx2,
+    fma_avx2,
     dot_avx2,
     // 16 registers: one whole-block LSTM row (8 sums) or 3 half-block rows (12).
     full: 1,
@@ -260,6 +270,23 @@ impl Token {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the token proves AVX-512F.
             Isa::Avx512(s) => unsafe { stream_avx512(s, d) },
+        }
+    }
+
+    /// Runs [`super::probe::fma_chains`] with this ISA; returns the flops
+    /// done and their sum (so the work cannot be optimized away).
+    #[cfg(feature = "testing")]
+    pub(crate) fn fma_chains(self, iters: usize) -> (f64, f32) {
+        let flops = |lanes: usize| (2 * iters * super::probe::CHAINS * lanes) as f64;
+        match self.0 {
+            Isa::Scalar => (flops(1), super::probe::fma_chains_scalar(iters)),
+            Isa::Portable(s) => (flops(8), super::probe::fma_chains(s, iters)),
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the token proves AVX2, FMA and F16C.
+            Isa::Avx2(s) => (flops(8), unsafe { fma_avx2(s, iters) }),
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the token proves AVX-512F.
+            Isa::Avx512(s) => (flops(16), unsafe { fma_avx512(s, iters) }),
         }
     }
 }

@@ -8,7 +8,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::dot::{Acc, Kernel};
-use super::tile::{accumulate, bias, clip, gate, park, resume, x_part, Bufs, Chunk, Ctx};
+use super::tile::{accumulate, bias, clip, flush, gate, park, resume, x_part, Bufs, Chunk, Ctx};
 
 /// `h = (1 - z) n + z h_old`, in the reference's (and ONNX's) form rather
 /// than `n + z (h_old - n)`: the two differ when z is infinite (an
@@ -89,7 +89,7 @@ pub(crate) unsafe fn gru_after_tile<
             // (v0+v)*L with blk < blocks, v0 + v < 2, so j + L <= Hp.
             unsafe {
                 let h_old = s.load(hrows[m].add(j));
-                let h = update(s, z, n, h_old);
+                let h = flush(s, update(s, z, n, h_old));
                 s.store(b.h_next.add(rows[m] * b.hstride + j), h);
             }
         }
@@ -157,7 +157,7 @@ pub(crate) unsafe fn gru_before_zr_tile<
             unsafe {
                 let h_old = s.load(hrows[m].add(j));
                 s.store(b.z.add(at), z);
-                s.store(b.aux.add(at), s.mul(rg, h_old));
+                s.store(b.aux.add(at), flush(s, s.mul(rg, h_old)));
             }
         }
     }
@@ -222,7 +222,7 @@ pub(crate) unsafe fn gru_before_n_tile<
                 let z = s.load(b.z.add(rows[m] * hp + j));
                 s.store(
                     b.h_next.add(rows[m] * b.hstride + j),
-                    update(s, z, n, h_old),
+                    flush(s, update(s, z, n, h_old)),
                 );
             }
         }

@@ -8,7 +8,7 @@
 
 use super::dot::Kernel;
 use super::pack::Panels;
-use super::tile::{accumulate, bias, clip, gate, x_part, Bufs, Chunk, Ctx};
+use super::tile::{accumulate, bias, clip, flush, gate, x_part, Bufs, Chunk, Ctx};
 
 /// One LSTM block for a tile of rows.
 ///
@@ -64,12 +64,12 @@ pub(crate) unsafe fn lstm_tile<S: Kernel, const MB: usize, const NV: usize, cons
                 gate::<S, DEF, true>(s, ctx.acts.f, clip(s, pf, cfg.clip))
             };
             let g = gate::<S, DEF, false>(s, ctx.acts.g, clip(s, pre(2), cfg.clip));
-            let c_new = s.mul_add(f, c_old, s.mul(i, g));
+            let c_new = flush(s, s.mul_add(f, c_old, s.mul(i, g)));
             if let Some(pp) = &p.peep {
                 po = s.mul_add(bias(s, pp, 2 * hp + j), c_new, po);
             }
             let o = gate::<S, DEF, true>(s, ctx.acts.f, clip(s, po, cfg.clip));
-            let h = s.mul(o, gate::<S, DEF, false>(s, ctx.acts.h, c_new));
+            let h = flush(s, s.mul(o, gate::<S, DEF, false>(s, ctx.acts.h, c_new)));
             // SAFETY: c and output rows hold at least Hp floats from j.
             unsafe {
                 s.store(cp, c_new);
@@ -109,7 +109,7 @@ pub(crate) unsafe fn proj_tile<S: Kernel, const MB: usize, const NV: usize>(
         unsafe {
             let o = b.h_next.add(rows[m] * b.hstride + blk * 2 * l + v0 * l);
             for v in 0..NV {
-                s.store(o.add(v * l), acc[m][0][v]);
+                s.store(o.add(v * l), flush(s, acc[m][0][v]));
             }
         }
     }

@@ -37,3 +37,49 @@ pub(crate) fn stream_sum<S: Simd>(s: S, data: &[f32]) -> f32 {
     unsafe { s.store(out.as_mut_ptr(), v) };
     out[..l].iter().sum::<f32>() + vectors.remainder().iter().sum::<f32>()
 }
+
+/// Independent FMA chains of the peak probe: more than an FMA's latency
+/// times the FMA ports (4 x 2) on every x86_64 core, few enough to stay in
+/// 16 registers.
+pub(crate) const CHAINS: usize = 12;
+
+/// `iters` rounds of one FMA on each of [`CHAINS`] independent vectors,
+/// all in registers: the host's FMA peak for this ISA, the bound of the
+/// batched kernels. Returns the sum of the chains.
+#[inline(always)]
+pub(crate) fn fma_chains<S: Simd>(s: S, iters: usize) -> f32 {
+    let mut acc = [s.zero(); CHAINS];
+    for (k, a) in acc.iter_mut().enumerate() {
+        *a = s.splat(k as f32);
+    }
+    let (m, c) = (
+        s.splat(std::hint::black_box(0.999_99)),
+        s.splat(std::hint::black_box(1e-3)),
+    );
+    for _ in 0..iters {
+        for a in acc.iter_mut() {
+            *a = s.mul_add(*a, m, c);
+        }
+    }
+    let v = acc[1..].iter().fold(acc[0], |a, &b| s.add(a, b));
+    let mut out = [0.0f32; 16];
+    debug_assert!(S::LANES <= out.len());
+    // SAFETY: `out` holds 16 floats and no ISA has more than 16 lanes.
+    unsafe { s.store(out.as_mut_ptr(), v) };
+    out[..S::LANES].iter().sum()
+}
+
+/// [`fma_chains`] with scalar `f32::mul_add`, for the reference family.
+pub(crate) fn fma_chains_scalar(iters: usize) -> f32 {
+    let mut acc = [0.0f32; CHAINS];
+    let (m, c) = (
+        std::hint::black_box(0.999_99f32),
+        std::hint::black_box(1e-3f32),
+    );
+    for _ in 0..iters {
+        for a in acc.iter_mut() {
+            *a = a.mul_add(m, c);
+        }
+    }
+    acc.iter().sum()
+}
