@@ -5,7 +5,13 @@
 //! cargo run --release --example bench -- --list-kernels
 //! cargo run --release --example bench -- --peak
 //! cargo run --release --example bench -- --shape NAME|all --decay [--kernel F] [--json]
+//! cargo run --release --example bench -- --scaling [--kernel F] [--weights W] [--json]
 //! ```
+//!
+//! `--scaling` runs LSTMs (I = H, T = 100) at batch 1 for H = 32 to 2048 and
+//! at H = 256 for B = 1 to 64, named like the standard shapes
+//! (`lstm-h2048-b1`, `lstm-h256-b8`); `benches/compare/scaling.py` turns
+//! its JSON into the README's table and chart.
 //!
 //! `ns_per_step` is the median over repeats (at least 15, and at least 0.3 s
 //! in all) of one run divided by its time steps. `floor_ns` is the median
@@ -114,6 +120,21 @@ fn run_decay(shape: &Shape, kernel: &str, json: bool) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// The `--scaling` shapes: H = 32..2048 at batch 1, B = 1..64 at H = 256.
+fn scaling_shapes() -> Vec<Shape> {
+    let lstm = |hidden: usize, batch: usize| Shape {
+        name: Box::leak(format!("lstm-h{hidden}-b{batch}").into_boxed_str()),
+        cell: fusedrnn::Cell::Lstm,
+        hidden,
+        batch,
+        steps: 100,
+        streaming: false,
+    };
+    let by_h = [32, 64, 128, 256, 512, 1024, 2048].map(|h| lstm(h, 1));
+    let by_b = [2, 4, 8, 16, 32, 64].map(|b| lstm(256, b));
+    by_h.into_iter().chain(by_b).collect()
 }
 
 fn usage(msg: &str) -> ExitCode {
@@ -264,6 +285,7 @@ fn main() -> ExitCode {
                 None => return usage("--threads needs a count"),
             },
             "--json" => json = true,
+            "--scaling" => shapes.extend(scaling_shapes()),
             "--decay" => decay = true,
             other => return usage(&format!("unknown argument {other}")),
         }
