@@ -371,7 +371,8 @@ def phase(args):
                 "threads": threads,
                 "system": key,
                 "version": version,
-                "system_threads": 1 if key in FUSED else threads,
+                # fusedrnn (no team yet) and tract run one thread.
+                "system_threads": 1 if key in FUSED + RUST_PEERS else threads,
                 "us_per_step": float(np.median(rounds)),
                 "rounds_us": [round(v, 3) for v in rounds],
                 "max_abs_diff": diffs[key],
