@@ -52,6 +52,10 @@
 //! model is built ([`config::MAX_SIZE`], [`config::MAX_LAYERS`]). NaN and
 //! infinity in weights, inputs or states are not errors: they propagate as
 //! IEEE arithmetic says (a NaN input gives NaN outputs where it reaches).
+//! The fast kernels take input and state values below 2^-63 (1.1e-19) in
+//! magnitude as 0, so a step never runs into the slow subnormal path of
+//! Intel cores and its latency does not depend on the data; a result moves
+//! by at most 1.1e-19 (the reference computes the exact values).
 //! Pairing a state with the model it came from is the caller's part: any
 //! state of the right sizes is accepted.
 //!
