@@ -32,27 +32,13 @@
 //! standard input from zero states; it prints both and `decay_ratio`.
 
 use std::process::ExitCode;
-use std::time::Instant;
 
-use fusedrnn::shapes::{Shape, STANDARD};
+use fusedrnn::shapes::{median, median_ns, Shape, STANDARD};
 use fusedrnn::unfused::{Unfused, UnfusedWs};
 use fusedrnn::{KernelFamily, Sequence, WeightFormat, Workspace};
 
-fn median_ns(mut f: impl FnMut()) -> f64 {
-    f();
-    let mut times = Vec::new();
-    let start = Instant::now();
-    while times.len() < 15 || start.elapsed().as_secs_f64() < 0.3 {
-        let t0 = Instant::now();
-        f();
-        times.push(t0.elapsed().as_nanos() as f64);
-        if times.len() >= 100_000 {
-            break;
-        }
-    }
-    times.sort_by(|a, b| a.total_cmp(b));
-    times[times.len() / 2]
-}
+/// The minimum time per measurement.
+const MIN_SECS: f64 = 0.3;
 
 /// `--decay`: the zero-bias model on zero input from tiny states, against
 /// the same model on the standard input, interleaved rounds.
@@ -83,7 +69,7 @@ fn run_decay(shape: &Shape, kernel: &str, json: bool) -> Result<(), String> {
             .into_iter()
             .enumerate()
         {
-            let ns = median_ns(|| {
+            let ns = median_ns(MIN_SECS, || {
                 state.h_mut().fill(init);
                 state.c_mut().fill(init);
                 if shape.streaming {
@@ -96,11 +82,7 @@ fn run_decay(shape: &Shape, kernel: &str, json: bool) -> Result<(), String> {
             rounds[k].push(ns / t as f64);
         }
     }
-    let med = |v: &mut Vec<f64>| {
-        v.sort_by(|a, b| a.total_cmp(b));
-        v[v.len() / 2]
-    };
-    let (normal, decay) = (med(&mut rounds[0]), med(&mut rounds[1]));
+    let [normal, decay] = rounds.each_mut().map(|r| median(r));
     if json {
         println!(
             "{{\"shape\": \"{}\", \"kernel\": \"{}\", \"kernel_name\": \"{}\", \"ns_per_step\": {normal:.1}, \"decay_ns_per_step\": {decay:.1}, \"decay_ratio\": {:.3}}}",
@@ -173,19 +155,21 @@ fn run_shape(
         let h = shape.hidden;
         let (mut hs, mut cs, mut out) = (vec![0.0; b * h], vec![0.0; b * h], vec![0.0; t * b * h]);
         let mut uws = UnfusedWs::default();
-        let ns = median_ns(|| {
+        let ns = median_ns(MIN_SECS, || {
             u.run(&x, t, b, &mut hs, &mut cs, &mut out, &mut uws)
                 .expect("run")
         });
         ("unfused".to_string(), ns)
     } else if shape.streaming {
         let mut out = vec![0.0; b * model.output_features()];
-        let ns = median_ns(|| model.step(&x, &mut state, &mut out, &mut ws).expect("step"));
+        let ns = median_ns(MIN_SECS, || {
+            model.step(&x, &mut state, &mut out, &mut ws).expect("step")
+        });
         (model.kernel_name().to_string(), ns)
     } else {
         let seq = Sequence::new(&x, t, b);
         let mut out = vec![0.0; t * b * model.output_features()];
-        let ns = median_ns(|| {
+        let ns = median_ns(MIN_SECS, || {
             state.reset();
             model.run(&seq, &mut state, &mut out, &mut ws).expect("run")
         });
@@ -196,7 +180,7 @@ fn run_shape(
     } else {
         &auto
     };
-    let floor_ns = median_ns(|| {
+    let floor_ns = median_ns(MIN_SECS, || {
         std::hint::black_box(floor_model.stream_recurrent_weights());
     });
     let ns_per_step = total_ns / t as f64;

@@ -134,3 +134,28 @@ pub fn fma_peak_gflops(family: crate::KernelFamily) -> Result<f64> {
     }
     Ok(best)
 }
+
+/// The median of `v` (the upper one for an even length; NaN sorts last).
+///
+/// # Panics
+/// If `v` is empty.
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// The benchmark tools' timing rule: one warm-up call of `f`, then calls
+/// until at least 15 were timed and `min_secs` have passed (at most 10^6),
+/// and the median time of one call in nanoseconds.
+pub fn median_ns(min_secs: f64, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut times = Vec::new();
+    let start = std::time::Instant::now();
+    while (times.len() < 15 || start.elapsed().as_secs_f64() < min_secs) && times.len() < 1_000_000
+    {
+        let t0 = std::time::Instant::now();
+        f();
+        times.push(t0.elapsed().as_nanos() as f64);
+    }
+    median(&mut times)
+}

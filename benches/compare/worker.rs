@@ -28,10 +28,10 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
-use std::time::Instant;
 
 use fusedrnn::import::pytorch::{from_state_dict, PytorchOptions};
 use fusedrnn::import::safetensors::TensorFile;
+use fusedrnn::shapes::median_ns;
 use fusedrnn::{Cell, KernelFamily, Rnn, Sequence, State, WeightFormat, Workspace};
 
 struct Loaded {
@@ -136,20 +136,17 @@ fn le_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|f| f.to_le_bytes()).collect()
 }
 
+/// The median time of one call (the bench tool's rule,
+/// [`fusedrnn::shapes::median_ns`]); the first error stops the timing.
 fn time(l: &mut Loaded, seconds: f64) -> Result<f64, String> {
     l.call()?;
-    let mut times = Vec::new();
-    let start = Instant::now();
-    while times.len() < 15 || start.elapsed().as_secs_f64() < seconds {
-        let t0 = Instant::now();
-        l.call()?;
-        times.push(t0.elapsed().as_nanos() as f64);
-        if times.len() >= 1_000_000 {
-            break;
+    let mut err = None;
+    let ns = median_ns(seconds, || {
+        if err.is_none() {
+            err = l.call().err();
         }
-    }
-    times.sort_by(|a, b| a.total_cmp(b));
-    Ok(times[times.len() / 2])
+    });
+    err.map_or(Ok(ns), Err)
 }
 
 fn command(models: &mut HashMap<String, Loaded>, line: &str) -> Result<String, String> {

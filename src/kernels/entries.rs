@@ -148,7 +148,7 @@ macro_rules! entries {
             /// # Safety
             /// The CPU supports the features.
             #[cfg(feature = "testing")]
-            unsafe fn $fma(s: $ty, iters: usize) -> f32 {
+            unsafe fn $fma(s: $ty, iters: usize) -> (f64, f32) {
                 super::probe::fma_chains(s, iters)
             }
         });
@@ -273,20 +273,18 @@ impl Token {
         }
     }
 
-    /// Runs [`super::probe::fma_chains`] with this ISA; returns the flops
-    /// done and their sum (so the work cannot be optimized away).
+    /// Runs [`super::probe::fma_chains`] with this ISA.
     #[cfg(feature = "testing")]
     pub(crate) fn fma_chains(self, iters: usize) -> (f64, f32) {
-        let flops = |lanes: usize| (2 * iters * super::probe::CHAINS * lanes) as f64;
         match self.0 {
-            Isa::Scalar => (flops(1), super::probe::fma_chains_scalar(iters)),
-            Isa::Portable(s) => (flops(8), super::probe::fma_chains(s, iters)),
+            Isa::Scalar => super::probe::fma_chains(crate::simd::portable::Scalar, iters),
+            Isa::Portable(s) => super::probe::fma_chains(s, iters),
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the token proves AVX2, FMA and F16C.
-            Isa::Avx2(s) => (flops(8), unsafe { fma_avx2(s, iters) }),
+            Isa::Avx2(s) => unsafe { fma_avx2(s, iters) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the token proves AVX-512F.
-            Isa::Avx512(s) => (flops(16), unsafe { fma_avx512(s, iters) }),
+            Isa::Avx512(s) => unsafe { fma_avx512(s, iters) },
         }
     }
 }

@@ -45,9 +45,10 @@ pub(crate) const CHAINS: usize = 12;
 
 /// `iters` rounds of one FMA on each of [`CHAINS`] independent vectors,
 /// all in registers: the host's FMA peak for this ISA, the bound of the
-/// batched kernels. Returns the sum of the chains.
+/// batched kernels. Returns the flops done and the sum of the chains (so
+/// the work cannot be optimized away).
 #[inline(always)]
-pub(crate) fn fma_chains<S: Simd>(s: S, iters: usize) -> f32 {
+pub(crate) fn fma_chains<S: Simd>(s: S, iters: usize) -> (f64, f32) {
     let mut acc = [s.zero(); CHAINS];
     for (k, a) in acc.iter_mut().enumerate() {
         *a = s.splat(k as f32);
@@ -66,20 +67,6 @@ pub(crate) fn fma_chains<S: Simd>(s: S, iters: usize) -> f32 {
     debug_assert!(S::LANES <= out.len());
     // SAFETY: `out` holds 16 floats and no ISA has more than 16 lanes.
     unsafe { s.store(out.as_mut_ptr(), v) };
-    out[..S::LANES].iter().sum()
-}
-
-/// [`fma_chains`] with scalar `f32::mul_add`, for the reference family.
-pub(crate) fn fma_chains_scalar(iters: usize) -> f32 {
-    let mut acc = [0.0f32; CHAINS];
-    let (m, c) = (
-        std::hint::black_box(0.999_99f32),
-        std::hint::black_box(1e-3f32),
-    );
-    for _ in 0..iters {
-        for a in acc.iter_mut() {
-            *a = a.mul_add(m, c);
-        }
-    }
-    acc.iter().sum()
+    let flops = (2 * iters * CHAINS * S::LANES) as f64;
+    (flops, out[..S::LANES].iter().sum())
 }
