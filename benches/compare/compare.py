@@ -287,15 +287,18 @@ class RustPeer:
 
 
 def cpu_info():
-    model, flags = platform.processor(), set()
+    """The first CPU's model name and the ISA flags that matter here."""
+    model, flags = None, set()
     try:
         for line in open("/proc/cpuinfo"):
-            if line.startswith("model name") and model in ("", platform.processor()):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model is None:
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
     except OSError:
         pass
+    model = model or platform.processor() or "unknown CPU"
     isa = [f for f in ("avx512f", "avx512_bf16", "avx512_fp16", "avx2", "fma", "f16c") if f in flags]
     return model, isa
 
@@ -306,6 +309,7 @@ def phase(args):
     if threads == 1:
         cpus = sorted(os.sched_getaffinity(0))
         os.sched_setaffinity(0, {cpus[-1]})
+    import onnx
     from safetensors.numpy import save_file
 
     work = os.path.join(args.out, "models")
@@ -318,8 +322,6 @@ def phase(args):
         w = make_weights(name, cell, h, b, t)
         st = os.path.join(work, name + ".safetensors")
         save_file(w, st)
-        import onnx
-
         onnx_path = os.path.join(work, name + ".onnx")
         onnx.save(onnx_model(cell, h, w), onnx_path)
         feeds = {"X": w["x"], "initial_h": w["h0"]}
