@@ -6,7 +6,20 @@
 //! cargo run --release --example bench -- --peak
 //! cargo run --release --example bench -- --shape NAME|all --decay [--kernel F] [--json]
 //! cargo run --release --example bench -- --scaling [--kernel F] [--weights W] [--json]
+//! cargo run --release --example bench -- --shape S --streams N [--threads T] [--kernel F] [--weights W] [--json]
 //! ```
+//!
+//! `--threads N` runs the shape on a `fusedrnn::Team` of N threads (each
+//! layer step split by hidden units; N = 1 is the plain single-threaded
+//! call) and prints `"threads": N` with the usual fields.
+//!
+//! `--streams N` (S a `-b1` or `-step` shape: its cell and H, I = H) times
+//! a `fusedrnn::Streams` pool of N streams stepped together, one frame
+//! each (input projection included), against the same N streams stepped
+//! one at a time with `Rnn::step`, in interleaved rounds (7, median of
+//! each) of the same run: `ns_per_step` is one many-stream step of all N,
+//! `ns_per_stream_step` that divided by N, `one_by_one_ns_per_stream_step`
+//! the one-at-a-time time per stream, `gflops` counts all N streams.
 //!
 //! `--scaling` runs LSTMs (I = H, T = 100) at batch 1 for H = 32 to 2048 and
 //! at H = 256 for B = 1 to 64, named like the standard shapes
@@ -35,7 +48,7 @@ use std::process::ExitCode;
 
 use fusedrnn::shapes::{median, median_ns, Shape, STANDARD};
 use fusedrnn::unfused::{Unfused, UnfusedWs};
-use fusedrnn::{KernelFamily, Sequence, WeightFormat, Workspace};
+use fusedrnn::{KernelFamily, Rnn, Sequence, Streams, Team, WeightFormat, Workspace};
 
 /// The minimum time per measurement.
 const MIN_SECS: f64 = 0.3;
@@ -121,20 +134,13 @@ fn scaling_shapes() -> Vec<Shape> {
 
 fn usage(msg: &str) -> ExitCode {
     eprintln!("bench: {msg}");
-    eprintln!("usage: bench --shape NAME|all [--kernel FAMILY|auto|unfused] [--weights f32|f16|bf16] [--threads N] [--decay] [--json]");
+    eprintln!("usage: bench --shape NAME|all [--kernel FAMILY|auto|unfused] [--weights f32|f16|bf16] [--threads N] [--streams N] [--decay] [--json]");
     ExitCode::from(2)
 }
 
-fn run_shape(
-    shape: &Shape,
-    kernel: &str,
-    weights: WeightFormat,
-    json: bool,
-    peaks: &mut Vec<(KernelFamily, f64)>,
-) -> Result<(), String> {
-    if kernel == "unfused" && weights != WeightFormat::F32 {
-        return Err("the unfused baseline runs f32 weights only".into());
-    }
+/// The shape's model in `weights`, run by `kernel` (and the
+/// auto-dispatched one, whose ISA reads the floor for the reference).
+fn models(shape: &Shape, kernel: &str, weights: WeightFormat) -> Result<(Rnn, Rnn), String> {
     let auto = shape
         .model()
         .with_weight_format(weights)
@@ -146,6 +152,108 @@ fn run_shape(
             auto.clone().with_kernel(fam).map_err(|e| e.to_string())?
         }
     };
+    Ok((model, auto))
+}
+
+/// The host's FMA peak for `family`, measured once per run.
+fn peak_of(family: KernelFamily, peaks: &mut Vec<(KernelFamily, f64)>) -> Result<f64, String> {
+    if let Some(p) = peaks.iter().find(|p| p.0 == family) {
+        return Ok(p.1);
+    }
+    let p = fusedrnn::shapes::fma_peak_gflops(family).map_err(|e| e.to_string())?;
+    peaks.push((family, p));
+    Ok(p)
+}
+
+/// `--streams N`: a pool of N streams stepped together against the same
+/// streams stepped one by one, interleaved rounds.
+fn run_streams(
+    shape: &Shape,
+    kernel: &str,
+    weights: WeightFormat,
+    n: usize,
+    team: Option<&mut Team>,
+    json: bool,
+    peaks: &mut Vec<(KernelFamily, f64)>,
+) -> Result<(), String> {
+    if shape.batch != 1 || kernel == "unfused" {
+        return Err("--streams needs a batch-1 shape and a fused kernel".into());
+    }
+    let (model, auto) = models(shape, kernel, weights)?;
+    let (i, hout) = (model.config().input_size, model.output_features());
+    let mut pool = Streams::new(&model, n).map_err(|e| e.to_string())?;
+    let ids: Vec<_> = (0..n).map(|_| pool.join().expect("capacity n")).collect();
+    // Stream s's frame: the shape's input shifted by s, so no two agree.
+    let base = shape.input();
+    let x: Vec<f32> = (0..n * i).map(|k| base[(k + k / i) % base.len()]).collect();
+    let mut out = vec![0.0; n * hout];
+    let mut states: Vec<_> = (0..n).map(|_| model.new_state(1).unwrap()).collect();
+    let mut ws = Workspace::new();
+    let mut one = vec![0.0; hout];
+    let threads = team.as_ref().map_or(1, |t| t.threads());
+    let mut team = team;
+    let (mut together, mut alone) = (Vec::new(), Vec::new());
+    for _ in 0..7 {
+        together.push(median_ns(MIN_SECS / 3.0, || match team.as_deref_mut() {
+            Some(t) => t
+                .step_streams(&model, &mut pool, &ids, &x, &mut out)
+                .expect("step"),
+            None => pool.step(&model, &ids, &x, &mut out).expect("step"),
+        }));
+        alone.push(median_ns(MIN_SECS / 3.0, || {
+            for (s, st) in states.iter_mut().enumerate() {
+                model
+                    .step(&x[s * i..(s + 1) * i], st, &mut one, &mut ws)
+                    .expect("step");
+            }
+        }));
+    }
+    let (ns, alone_ns) = (median(&mut together), median(&mut alone));
+    let floor_model = if model.recurrent_weight_bytes() > 0 {
+        &model
+    } else {
+        &auto
+    };
+    let floor_ns = median_ns(MIN_SECS, || {
+        std::hint::black_box(floor_model.stream_recurrent_weights());
+    });
+    let gflops = shape.flops_per_step() * n as f64 / ns;
+    let peak = peak_of(floor_model.kernel_family(), peaks)?;
+    let (per, alone_per) = (ns / n as f64, alone_ns / n as f64);
+    if json {
+        println!(
+            "{{\"shape\": \"{}\", \"kernel\": \"{}\", \"kernel_name\": \"{}\", \"weights\": \"{}\", \"threads\": {threads}, \"streams\": {n}, \"ns_per_step\": {ns:.1}, \"ns_per_stream_step\": {per:.1}, \"one_by_one_ns_per_stream_step\": {alone_per:.1}, \"speedup\": {:.2}, \"gflops\": {gflops:.2}, \"peak_gflops\": {peak:.1}, \"floor_ns\": {floor_ns:.1}}}",
+            shape.name,
+            model.kernel_family().name(),
+            model.kernel_name(),
+            weights.name(),
+            alone_per / per
+        );
+    } else {
+        println!(
+            "{:<15} {:<24} {n:>4} streams, {threads} thread(s): {per:>10.1} ns per stream-step together, {alone_per:>10.1} one by one ({:.2}x); {gflops:.2} GFLOP/s ({:.0}% of peak)",
+            shape.name,
+            model.kernel_name(),
+            alone_per / per,
+            100.0 * gflops / peak
+        );
+    }
+    Ok(())
+}
+
+fn run_shape(
+    shape: &Shape,
+    kernel: &str,
+    weights: WeightFormat,
+    mut team: Option<&mut Team>,
+    json: bool,
+    peaks: &mut Vec<(KernelFamily, f64)>,
+) -> Result<(), String> {
+    if kernel == "unfused" && (weights != WeightFormat::F32 || team.is_some()) {
+        return Err("the unfused baseline runs f32 weights on one thread only".into());
+    }
+    let (model, auto) = models(shape, kernel, weights)?;
+    let threads = team.as_ref().map_or(1, |t| t.threads());
     let x = shape.input();
     let (t, b) = (shape.steps, shape.batch);
     let mut state = model.new_state(b).unwrap();
@@ -162,16 +270,22 @@ fn run_shape(
         ("unfused".to_string(), ns)
     } else if shape.streaming {
         let mut out = vec![0.0; b * model.output_features()];
-        let ns = median_ns(MIN_SECS, || {
-            model.step(&x, &mut state, &mut out, &mut ws).expect("step")
-        });
+        let ns = median_ns(MIN_SECS, || match team.as_deref_mut() {
+            Some(t) => t.step(&model, &x, &mut state, &mut out, &mut ws),
+            None => model.step(&x, &mut state, &mut out, &mut ws),
+        }
+        .expect("step"));
         (model.kernel_name().to_string(), ns)
     } else {
         let seq = Sequence::new(&x, t, b);
         let mut out = vec![0.0; t * b * model.output_features()];
         let ns = median_ns(MIN_SECS, || {
             state.reset();
-            model.run(&seq, &mut state, &mut out, &mut ws).expect("run")
+            match team.as_deref_mut() {
+                Some(t) => t.run(&model, &seq, &mut state, &mut out, &mut ws),
+                None => model.run(&seq, &mut state, &mut out, &mut ws),
+            }
+            .expect("run")
         });
         (model.kernel_name().to_string(), ns)
     };
@@ -185,15 +299,7 @@ fn run_shape(
     });
     let ns_per_step = total_ns / t as f64;
     let gflops = shape.flops_per_step() / ns_per_step;
-    let peak_family = floor_model.kernel_family();
-    let peak = match peaks.iter().find(|p| p.0 == peak_family) {
-        Some(p) => p.1,
-        None => {
-            let p = fusedrnn::shapes::fma_peak_gflops(peak_family).map_err(|e| e.to_string())?;
-            peaks.push((peak_family, p));
-            p
-        }
-    };
+    let peak = peak_of(floor_model.kernel_family(), peaks)?;
     let family = if kernel == "unfused" {
         "unfused".to_string()
     } else {
@@ -201,7 +307,7 @@ fn run_shape(
     };
     if json {
         println!(
-            "{{\"shape\": \"{}\", \"kernel\": \"{family}\", \"kernel_name\": \"{name}\", \"weights\": \"{}\", \"threads\": 1, \"ns_per_step\": {ns_per_step:.1}, \"gflops\": {gflops:.2}, \"peak_gflops\": {peak:.1}, \"floor_ns\": {floor_ns:.1}}}",
+            "{{\"shape\": \"{}\", \"kernel\": \"{family}\", \"kernel_name\": \"{name}\", \"weights\": \"{}\", \"threads\": {threads}, \"ns_per_step\": {ns_per_step:.1}, \"gflops\": {gflops:.2}, \"peak_gflops\": {peak:.1}, \"floor_ns\": {floor_ns:.1}}}",
             shape.name,
             weights.name()
         );
@@ -225,6 +331,7 @@ fn main() -> ExitCode {
     let (mut shapes, mut kernel, mut json) = (Vec::new(), "auto".to_string(), false);
     let mut weights = WeightFormat::F32;
     let mut decay = false;
+    let (mut threads, mut streams) = (1usize, 0usize);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--list-kernels" => {
@@ -259,14 +366,13 @@ fn main() -> ExitCode {
                 Some(Err(e)) => return usage(&e.to_string()),
                 None => return usage("--weights needs a type"),
             },
-            "--threads" => match args.next().as_deref() {
-                Some("1") => {}
-                Some(n) => {
-                    return usage(&format!(
-                        "--threads {n}: only single-threaded runs are supported so far"
-                    ))
-                }
-                None => return usage("--threads needs a count"),
+            "--threads" => match args.next().map(|n| n.parse::<usize>()) {
+                Some(Ok(n)) if n >= 1 => threads = n,
+                _ => return usage("--threads needs a count of at least 1"),
+            },
+            "--streams" => match args.next().map(|n| n.parse::<usize>()) {
+                Some(Ok(n)) if n >= 1 => streams = n,
+                _ => return usage("--streams needs a count of at least 1"),
             },
             "--json" => json = true,
             "--scaling" => shapes.extend(scaling_shapes()),
@@ -278,11 +384,21 @@ fn main() -> ExitCode {
         return usage("no --shape given");
     }
     let mut peaks = Vec::new();
+    // A team only when asked for more than one thread.
+    let mut team = match threads {
+        1 => None,
+        n => match Team::new(n) {
+            Ok(t) => Some(t),
+            Err(e) => return usage(&e.to_string()),
+        },
+    };
     for s in &shapes {
         let r = if decay {
             run_decay(s, &kernel, json)
+        } else if streams > 0 {
+            run_streams(s, &kernel, weights, streams, team.as_mut(), json, &mut peaks)
         } else {
-            run_shape(s, &kernel, weights, json, &mut peaks)
+            run_shape(s, &kernel, weights, team.as_mut(), json, &mut peaks)
         };
         if let Err(e) = r {
             eprintln!("bench: {}: {e}", s.name);

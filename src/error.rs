@@ -67,6 +67,23 @@ pub enum Error {
         /// Which size.
         what: String,
     },
+    /// A stream id that names no live stream of this [`crate::Streams`]
+    /// pool: it has left, or it belongs to another pool.
+    InvalidStream {
+        /// The id's position in the call's list of ids.
+        index: usize,
+    },
+    /// The same stream more than once in one many-stream step.
+    DuplicateStream {
+        /// The position of its second occurrence in the call's list of ids.
+        index: usize,
+    },
+    /// A [`crate::Streams`] pool already holds as many streams as it was
+    /// made for.
+    PoolFull {
+        /// The pool's capacity.
+        capacity: usize,
+    },
     /// A name (kernel family, weight format) that names nothing.
     UnknownName {
         /// What kind of name it was meant to be.
@@ -106,6 +123,15 @@ impl fmt::Display for Error {
             Error::KernelUnavailable(what) => write!(f, "kernel unavailable: {what}"),
             Error::Format(what) => write!(f, "invalid file: {what}"),
             Error::TooLarge { what } => write!(f, "too large: {what}"),
+            Error::InvalidStream { index } => {
+                write!(f, "stream id {index} names no live stream of this pool")
+            }
+            Error::DuplicateStream { index } => {
+                write!(f, "stream id {index} repeats a stream already in this step")
+            }
+            Error::PoolFull { capacity } => {
+                write!(f, "the stream pool is full ({capacity} streams)")
+            }
             Error::UnknownName { kind, name, known } => {
                 write!(f, "unknown {kind} `{name}` (known: {})", known.join(", "))
             }

@@ -109,6 +109,8 @@ pub mod reference;
 pub mod shapes;
 mod simd;
 mod state;
+mod streams;
+mod team;
 #[cfg(feature = "testing")]
 pub mod unfused;
 mod weights;
@@ -119,4 +121,6 @@ pub use error::{Error, Result};
 pub use family::{KernelFamily, KERNEL_ENV};
 pub use model::Rnn;
 pub use state::{Layout, Sequence, State, Workspace};
+pub use streams::{StreamId, Streams};
+pub use team::Team;
 pub use weights::{DirectionWeights, WeightFormat};

@@ -7,6 +7,7 @@ use crate::family::KernelFamily;
 use crate::kernels::grow;
 use crate::plan::Plan;
 use crate::reference;
+use crate::team::Exec;
 use crate::weights::{DirectionWeights, WeightFormat};
 
 use crate::state::{Layout, Sequence, State, Workspace};
@@ -226,6 +227,18 @@ impl Rnn {
         output: &mut [f32],
         ws: &mut Workspace,
     ) -> Result<()> {
+        self.run_in(seq, state, output, ws, &mut Exec::Solo)
+    }
+
+    /// [`Rnn::run`] on the calling thread or split over a team.
+    pub(crate) fn run_in(
+        &self,
+        seq: &Sequence<'_>,
+        state: &mut State,
+        output: &mut [f32],
+        ws: &mut Workspace,
+        exec: &mut Exec<'_>,
+    ) -> Result<()> {
         let cfg = &self.cfg;
         let (t_len, batch) = (seq.seq_len, seq.batch);
         // Checked: T and B are the caller's; a product that overflows is an
@@ -273,7 +286,7 @@ impl Rnn {
         if let Some(fast) = self.plan.fast() {
             // Every buffer the layers need, before any work: a run that
             // fails for memory leaves the state as it was.
-            fast.reserve(cfg, batch, t_len * batch, &mut ws.fast)?;
+            fast.reserve(cfg, batch, t_len * batch, exec.threads(), &mut ws.fast)?;
         }
         let mut buf_a = std::mem::take(&mut ws.layer_a);
         let mut buf_b = std::mem::take(&mut ws.layer_b);
@@ -324,6 +337,7 @@ impl Rnn {
                 dst_strides,
                 state,
                 &mut ws.fast,
+                exec,
             );
             if result.is_err() {
                 break;
@@ -345,6 +359,7 @@ impl Rnn {
         dst_s: Strides,
         state: &mut State,
         fws: &mut crate::kernels::FastWs,
+        exec: &mut Exec<'_>,
     ) -> Result<()> {
         let cfg = &self.cfg;
         let dirs = cfg.num_directions();
@@ -374,7 +389,7 @@ impl Rnn {
                     h: &mut state.h[idx * batch * hout..(idx + 1) * batch * hout],
                     c,
                 };
-                fast.sequence(cfg, idx, args, fws)?;
+                fast.sequence(cfg, idx, args, fws, exec)?;
             }
             return Ok(());
         }
@@ -430,13 +445,37 @@ impl Rnn {
         output: &mut [f32],
         ws: &mut Workspace,
     ) -> Result<()> {
-        let cfg = &self.cfg;
-        if cfg.direction != crate::config::Direction::Forward {
+        self.step_in(x, state, output, ws, &mut Exec::Solo)
+    }
+
+    /// [`Error::Unsupported`] unless this is a forward model (the only
+    /// kind a streaming step runs).
+    pub(crate) fn check_forward(&self) -> Result<()> {
+        if self.cfg.direction != crate::config::Direction::Forward {
             return Err(Error::Unsupported(
                 "a streaming step needs a forward model (the reverse pass needs the whole sequence)"
                     .into(),
             ));
         }
+        Ok(())
+    }
+
+    /// The packed fast kernel, if the model runs one.
+    pub(crate) fn fast(&self) -> Option<&crate::kernels::FastKernel> {
+        self.plan.fast()
+    }
+
+    /// [`Rnn::step`] on the calling thread or split over a team.
+    pub(crate) fn step_in(
+        &self,
+        x: &[f32],
+        state: &mut State,
+        output: &mut [f32],
+        ws: &mut Workspace,
+        exec: &mut Exec<'_>,
+    ) -> Result<()> {
+        let cfg = &self.cfg;
+        self.check_forward()?;
         let batch = state.batch;
         self.check_state(state)?;
         check_dims("input", &[batch, cfg.input_size], x.len())?;
@@ -445,7 +484,7 @@ impl Rnn {
         check_len("output", batch * hout, output.len())?;
         grow(&mut ws.step_in, batch * hout)?;
         if let Some(fast) = self.plan.fast() {
-            fast.reserve(cfg, batch, 0, &mut ws.fast)?;
+            fast.reserve(cfg, batch, 0, exec.threads(), &mut ws.fast)?;
             let backwards = state.steps % 2 == 1;
             for k in 0..cfg.num_layers {
                 if k > 0 {
@@ -463,7 +502,7 @@ impl Rnn {
                 } else {
                     &mut []
                 };
-                fast.stream(cfg, k, xin, h, c, backwards, &mut ws.fast)?;
+                fast.stream(cfg, k, xin, h, c, None, backwards, &mut ws.fast, exec)?;
             }
             let last = (cfg.num_layers - 1) * batch * hout;
             output.copy_from_slice(&state.h[last..][..batch * hout]);

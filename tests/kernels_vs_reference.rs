@@ -18,7 +18,7 @@ use common::Rng;
 
 use fusedrnn::{
     Activation, Activations, Cell, Config, Direction, DirectionWeights, GruReset, KernelFamily,
-    Layout, Rnn, Sequence, WeightFormat, Workspace,
+    Layout, Rnn, Sequence, Team, WeightFormat, Workspace,
 };
 use proptest::prelude::*;
 
@@ -268,6 +268,25 @@ fn check(c: &Case) -> Result<(), TestCaseError> {
         let mut state = init.clone();
         fast.run(&seq, &mut state, &mut out, &mut Workspace::new())
             .unwrap();
+        // The same run split over a team of 2, every step split however
+        // small: bit-identical to the run on one thread.
+        let mut team = Team::new(2).unwrap();
+        team.set_min_split_fmas(0);
+        let mut team_out = vec![f32::NAN; want.len()];
+        let mut team_state = init.clone();
+        team.run(
+            &fast,
+            &seq,
+            &mut team_state,
+            &mut team_out,
+            &mut Workspace::new(),
+        )
+        .unwrap();
+        prop_assert!(
+            bits(&team_out) == bits(&out) && team_state == state,
+            "{} on a team of 2 differs from one thread ({c:?})",
+            fast.kernel_name()
+        );
         for (what, got, want) in [
             ("output", &out[..], &want[..]),
             ("h", state.h(), want_state.h()),
@@ -284,6 +303,11 @@ fn check(c: &Case) -> Result<(), TestCaseError> {
         }
     }
     Ok(())
+}
+
+/// The bit patterns of `v` (NaN-safe equality).
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
 }
 
 proptest! {

@@ -10,6 +10,7 @@ use super::tile::{Bufs, Ctx, XSrc, ACC_SLOTS, FLUSH_BELOW};
 use crate::config::{Cell, Config};
 use crate::error::{product, Result};
 use crate::family::Isa;
+use crate::team::{Exec, Part};
 use crate::weights::{DirectionWeights, WeightFormat};
 
 /// A model's fast kernel: the ISA and every layer direction packed for it.
@@ -80,11 +81,19 @@ fn flushed_input<'a>(x: &'a [f32], buf: &'a mut Vec<f32>) -> Result<&'a [f32]> {
 
 impl FastWs {
     /// Grows the per-step buffers to `batch` rows (h rows of `hstride`,
-    /// partial sums of [`ACC_SLOTS`] blocks of `nr`, the others of `hp`).
-    fn grow_step(&mut self, batch: usize, hstride: usize, hp: usize, nr: usize) -> Result<()> {
+    /// partial sums of [`ACC_SLOTS`] blocks of `nr`, the others of `hp`);
+    /// partial sums and index rows once per thread of `threads`.
+    fn grow_step(
+        &mut self,
+        batch: usize,
+        hstride: usize,
+        hp: usize,
+        nr: usize,
+        threads: usize,
+    ) -> Result<()> {
         grow(
             &mut self.acc,
-            product("partial sums", &[batch, ACC_SLOTS, nr])?,
+            product("partial sums", &[threads, batch, ACC_SLOTS, nr])?,
         )?;
         let h_len = product("h rows", &[batch, hstride])?;
         for v in [&mut self.h0, &mut self.h1] {
@@ -94,25 +103,20 @@ impl FastWs {
         for v in [&mut self.c, &mut self.aux, &mut self.z, &mut self.xn] {
             grow(v, row_len)?;
         }
-        grow(&mut self.off, batch)?;
-        grow(&mut self.rows, batch)
+        let idx = product("index rows", &[threads, batch])?;
+        grow(&mut self.off, idx)?;
+        grow(&mut self.rows, idx)
     }
 }
 
 impl FastWs {
-    /// The step's buffers: the given input source and h rows, this
-    /// workspace's scratch for everything else.
-    fn bufs(&mut self, x: XSrc, h_prev: *const f32, h_next: *mut f32, hstride: usize) -> Bufs {
-        Bufs {
-            x,
-            h_prev,
-            h_next,
-            hstride,
+    /// The scratch rows (c, aux, z, xn) as pointers.
+    fn scratch(&mut self) -> Scratch {
+        Scratch {
             c: self.c.as_mut_ptr(),
             aux: self.aux.as_mut_ptr(),
             z: self.z.as_mut_ptr(),
             xn: self.xn.as_mut_ptr(),
-            acc: self.acc.as_mut_ptr(),
         }
     }
 }
@@ -178,8 +182,9 @@ impl FastKernel {
     }
 
     /// Grows `ws` to everything a run of `batch` rows needs (with `n_rows`
-    /// rows of input projection for a sequence, 0 for a streaming step), so
-    /// the layers' own growth cannot fail once work has begun.
+    /// rows of input projection for a sequence, 0 for a streaming step, on
+    /// up to `threads` threads), so the layers' own growth cannot fail once
+    /// work has begun.
     ///
     /// # Errors
     /// [`crate::Error::TooLarge`] if a size overflows or memory cannot be had.
@@ -188,6 +193,7 @@ impl FastKernel {
         cfg: &Config,
         batch: usize,
         n_rows: usize,
+        threads: usize,
         ws: &mut FastWs,
     ) -> Result<()> {
         let p = &self.packs[0];
@@ -196,7 +202,7 @@ impl FastKernel {
         let x_len = product("layer input", &[n_rows.max(batch), cfg.input_size])?;
         grow(&mut ws.xflush, x_len)?;
         let hstride = self.packs.iter().map(|p| p.hstride()).max().unwrap_or(0);
-        ws.grow_step(batch, hstride, p.hp(), self.isa.nr())
+        ws.grow_step(batch, hstride, p.hp(), self.isa.nr(), threads)
     }
 
     fn ctx<'a>(&'a self, cfg: &'a Config, idx: usize) -> Ctx<'a> {
@@ -211,7 +217,28 @@ impl FastKernel {
         }
     }
 
-    /// Runs layer direction `idx` over a sequence. Every slice length is
+    /// Threads a team should use for one step of layer direction `idx`
+    /// over `rows` batch rows (1: the caller alone).
+    fn threads(
+        &self,
+        cfg: &Config,
+        idx: usize,
+        rows: usize,
+        fused: bool,
+        exec: &Exec<'_>,
+    ) -> usize {
+        let p = &self.packs[idx];
+        let k = p.r.k + if fused { p.w.k } else { 0 };
+        let proj = p.proj.as_ref().map_or(0, |q| q.k * q.blocks * q.nr);
+        let fmas = rows
+            .saturating_mul(cfg.cell.gates() * p.hp())
+            .saturating_mul(k)
+            .saturating_add(rows.saturating_mul(proj));
+        exec.threads_for(fmas, p.r.blocks)
+    }
+
+    /// Runs layer direction `idx` over a sequence, on the calling thread or
+    /// split by weight blocks over `exec`'s team. Every slice length is
     /// checked here, before any unsafe code runs.
     ///
     /// # Errors
@@ -222,6 +249,7 @@ impl FastKernel {
         idx: usize,
         a: SeqArgs<'_>,
         ws: &mut FastWs,
+        exec: &mut Exec<'_>,
     ) -> Result<()> {
         let ctx = self.ctx(cfg, idx);
         let (hp, hs, hout, inp) = (ctx.hp, cfg.hidden_size, cfg.output_size(), ctx.inp);
@@ -242,16 +270,16 @@ impl FastKernel {
                 a.dst.len() >= (t_len - 1) * a.dst_t + (batch - 1) * a.dst_b + a.dst_off + hout
             );
         }
+        if let Some(l) = a.lengths {
+            assert!(l.len() == batch && l.iter().all(|&v| v <= t_len));
+        }
         let xs = xproj_stride(g, hp);
+        let threads = self.threads(cfg, idx, batch, false, exec);
         grow(&mut ws.xproj, product("input projection", &[n_rows, xs])?)?;
-        ws.grow_step(batch, hstride, hp, self.isa.nr())?;
-        let mut xbuf = std::mem::take(&mut ws.xflush);
+        ws.grow_step(batch, hstride, hp, self.isa.nr(), threads)?;
+        let xbuf = std::mem::take(&mut ws.xflush);
+        let mut xbuf = xbuf;
         let src = flushed_input(&a.src[..n_rows * inp], &mut xbuf)?;
-        // SAFETY: src holds n_rows rows of In floats (asserted above, and
-        // the flushed copy has its length); xproj holds n_rows rows of
-        // xproj_stride (grown above); the packs match the token.
-        unsafe { Token(self.isa).project(&ctx, src.as_ptr(), inp, n_rows, ws.xproj.as_mut_ptr()) };
-        ws.xflush = xbuf;
         for b in 0..batch {
             let row = &mut ws.h0[b * hstride..(b + 1) * hstride];
             row.fill(0.0);
@@ -263,43 +291,110 @@ impl FastKernel {
             }
         }
         let len = |b: usize| a.lengths.map_or(t_len, |l| l[b]);
-        let (mut cur, mut nxt) = (std::mem::take(&mut ws.h0), std::mem::take(&mut ws.h1));
-        for s in 0..t_len {
-            let mut n_active = 0;
-            for b in 0..batch {
-                let lb = len(b);
-                if s < lb {
-                    let t = if a.reverse { lb - 1 - s } else { s };
-                    ws.off[b] = row_of(t, b) * xs;
-                    ws.rows[n_active] = b;
-                    n_active += 1;
-                } else {
-                    nxt[b * hstride..(b + 1) * hstride]
-                        .copy_from_slice(&cur[b * hstride..(b + 1) * hstride]);
-                }
+        // The pass that writes h_next: its blocks decide which units of h
+        // a thread copies (to finished rows and to the output).
+        let out_blocks = ctx.p.proj.as_ref().map_or(ctx.p.r.blocks, |q| q.blocks);
+        let nr = self.isa.nr();
+        let p = SharedPtrs {
+            src: src.as_ptr() as *mut f32,
+            xproj: ws.xproj.as_mut_ptr(),
+            h0: ws.h0.as_mut_ptr(),
+            h1: ws.h1.as_mut_ptr(),
+            dst: a.dst.as_mut_ptr(),
+            off: ws.off.as_mut_ptr(),
+            rows: ws.rows.as_mut_ptr(),
+            acc: ws.acc.as_mut_ptr(),
+            scratch: ws.scratch(),
+        };
+        let token = Token(self.isa);
+        let (dst_t, dst_b, dst_off, reverse) = (a.dst_t, a.dst_b, a.dst_off, a.reverse);
+        let job = |part: Part<'_>| {
+            let me = part.index;
+            let p = &p;
+            let (b0, b1) = part.range(ctx.p.w.blocks);
+            if n_rows > 0 && b0 < b1 {
+                // SAFETY: src holds n_rows rows of In floats (asserted above;
+                // the flushed copy has the same length); xproj holds n_rows
+                // rows of xproj_stride (grown above); b1 <= the W blocks;
+                // threads write disjoint blocks' columns.
+                unsafe { token.project(&ctx, p.src, inp, n_rows, p.xproj, (b0, b1)) };
             }
-            if n_active == 0 {
-                std::mem::swap(&mut cur, &mut nxt);
-                continue;
-            }
-            let x = XSrc::Pre {
-                base: ws.xproj.as_ptr(),
-                off: ws.off.as_ptr(),
+            let (u0, u1) = part.range(out_blocks);
+            let (u0, u1) = ((u0 * nr).min(hout), (u1 * nr).min(hout));
+            // This thread's index rows and partial sums (grown for
+            // `threads` threads of `batch` rows each).
+            // SAFETY: me < threads; off and rows hold threads*batch entries.
+            let (off, rows) = unsafe {
+                (
+                    std::slice::from_raw_parts_mut(p.off.add(me * batch), batch),
+                    std::slice::from_raw_parts_mut(p.rows.add(me * batch), batch),
+                )
             };
-            let bufs = ws.bufs(x, cur.as_ptr(), nxt.as_mut_ptr(), hstride);
-            let rows = &ws.rows[..n_active];
-            // SAFETY: every buffer was grown above to B rows of its stride;
-            // off[b] + G*Hp <= n_rows*xs for active rows; the packs match the
-            // token; cur and nxt are distinct buffers.
-            unsafe { Token(self.isa).step(&ctx, &bufs, rows, s % 2 == 1) };
-            for &b in rows {
-                let lb = len(b);
-                let t = if a.reverse { lb - 1 - s } else { s };
-                let o = t * a.dst_t + b * a.dst_b + a.dst_off;
-                a.dst[o..o + hout].copy_from_slice(&nxt[b * hstride..b * hstride + hout]);
+            // SAFETY: acc holds threads * batch * ACC_SLOTS * NR floats.
+            let acc = unsafe { p.acc.add(me * batch * ACC_SLOTS * nr) };
+            let (mut cur, mut nxt) = (p.h0, p.h1);
+            for s in 0..t_len {
+                let mut n_active = 0;
+                for (b, ob) in off.iter_mut().enumerate() {
+                    let lb = len(b);
+                    if s < lb {
+                        let t = if reverse { lb - 1 - s } else { s };
+                        *ob = row_of(t, b) * xs;
+                        rows[n_active] = b;
+                        n_active += 1;
+                    } else if u0 < u1 {
+                        // SAFETY: b < batch rows of hstride >= hout >= u1
+                        // floats in both h buffers (grown above); this
+                        // thread's units, written by no other thread.
+                        unsafe {
+                            std::ptr::copy_nonoverlapping(
+                                cur.add(b * hstride + u0),
+                                nxt.add(b * hstride + u0),
+                                u1 - u0,
+                            )
+                        };
+                    }
+                }
+                if n_active > 0 {
+                    let bufs = p.scratch.bufs(
+                        XSrc::Pre {
+                            base: p.xproj,
+                            off: off.as_ptr(),
+                        },
+                        cur,
+                        nxt,
+                        hstride,
+                        acc,
+                    );
+                    // SAFETY: every buffer was grown above to B rows of its
+                    // stride (acc: this thread's own); off[b] + G*Hp <=
+                    // n_rows*xs for active rows; the packs match the token;
+                    // cur and nxt are distinct buffers; every thread of
+                    // `part` runs this step with the same rows.
+                    unsafe { token.step(&ctx, &bufs, &rows[..n_active], s % 2 == 1, part) };
+                    for &b in &rows[..n_active] {
+                        let lb = len(b);
+                        let t = if reverse { lb - 1 - s } else { s };
+                        let o = t * dst_t + b * dst_b + dst_off;
+                        // SAFETY: o + hout <= dst.len() (asserted above for
+                        // the last t and b); u1 <= hout; this thread's units.
+                        unsafe {
+                            std::ptr::copy_nonoverlapping(
+                                nxt.add(b * hstride + u0),
+                                p.dst.add(o + u0),
+                                u1 - u0,
+                            )
+                        };
+                    }
+                }
+                // The next step reads every unit of this step's h.
+                part.sync();
+                std::mem::swap(&mut cur, &mut nxt);
             }
-            std::mem::swap(&mut cur, &mut nxt);
-        }
+        };
+        exec.run(threads, &job);
+        ws.xflush = xbuf;
+        let fin = if t_len % 2 == 0 { &ws.h0 } else { &ws.h1 };
         for b in 0..batch {
             for t in len(b)..t_len {
                 let o = t * a.dst_t + b * a.dst_b + a.dst_off;
@@ -310,7 +405,7 @@ impl FastKernel {
             if zero {
                 h.fill(0.0);
             } else {
-                h.copy_from_slice(&cur[b * hstride..b * hstride + hout]);
+                h.copy_from_slice(&fin[b * hstride..b * hstride + hout]);
             }
             if cfg.cell == Cell::Lstm {
                 let c = &mut a.c[b * hs..(b + 1) * hs];
@@ -321,14 +416,15 @@ impl FastKernel {
                 }
             }
         }
-        ws.h0 = cur;
-        ws.h1 = nxt;
         Ok(())
     }
 
-    /// One streaming step of layer `k` (a forward model): `x` `[B, In]`,
-    /// state rows `h` `[B, Hout]` and `c` `[B, H]` updated in place;
-    /// `backwards` alternates the panel walk between calls.
+    /// One streaming step of layer `k` (a forward model) for `n` rows, on
+    /// the calling thread or split over `exec`'s team: `x` `[n, In]`; the
+    /// state rows live in `h` `[N, Hout]` and `c` `[N, H]`, row `slots[i]`
+    /// for input row `i` (`slots` `None`: row `i`, `n = N`), read and
+    /// updated in place; `backwards` alternates the panel walk between
+    /// calls.
     ///
     /// # Errors
     /// [`crate::Error::TooLarge`] if the workspace cannot grow to the batch.
@@ -340,47 +436,130 @@ impl FastKernel {
         x: &[f32],
         h: &mut [f32],
         c: &mut [f32],
+        slots: Option<&[usize]>,
         backwards: bool,
         ws: &mut FastWs,
+        exec: &mut Exec<'_>,
     ) -> Result<()> {
         let ctx = self.ctx(cfg, k);
         let (hp, hs, hout, inp) = (ctx.hp, cfg.hidden_size, cfg.output_size(), ctx.inp);
         let hstride = ctx.p.hstride();
-        let batch = h.len() / hout;
-        assert!(x.len() == batch * inp && h.len() == batch * hout);
-        assert!(cfg.cell != Cell::Lstm || c.len() == batch * hs);
-        ws.grow_step(batch, hstride, hp, self.isa.nr())?;
-        for b in 0..batch {
+        let cap = h.len() / hout;
+        let n = slots.map_or(cap, |s| s.len());
+        let slot = |i: usize| slots.map_or(i, |s| s[i]);
+        assert!(x.len() == n * inp && h.len() == cap * hout);
+        assert!(cfg.cell != Cell::Lstm || c.len() == cap * hs);
+        assert!(
+            slots.is_none_or(|s| s.iter().all(|&v| v < cap)),
+            "stream slot"
+        );
+        let threads = self.threads(cfg, k, n, true, exec);
+        ws.grow_step(n, hstride, hp, self.isa.nr(), threads)?;
+        for i in 0..n {
+            let sl = slot(i);
             copy_flushed(
-                &mut ws.h0[b * hstride..b * hstride + hout],
-                &h[b * hout..(b + 1) * hout],
+                &mut ws.h0[i * hstride..i * hstride + hout],
+                &h[sl * hout..(sl + 1) * hout],
             );
             if cfg.cell == Cell::Lstm {
-                copy_flushed(&mut ws.c[b * hp..b * hp + hs], &c[b * hs..(b + 1) * hs]);
+                copy_flushed(&mut ws.c[i * hp..i * hp + hs], &c[sl * hs..(sl + 1) * hs]);
             }
-            ws.off[b] = b * inp;
-            ws.rows[b] = b;
+            ws.off[i] = i * inp;
+            ws.rows[i] = i;
         }
         let mut xbuf = std::mem::take(&mut ws.xflush);
         let x = flushed_input(x, &mut xbuf)?;
-        let xs = XSrc::Fused {
-            base: x.as_ptr(),
-            off: ws.off.as_ptr(),
+        let nr = self.isa.nr();
+        let p = SharedPtrs {
+            src: x.as_ptr() as *mut f32,
+            xproj: std::ptr::null_mut(),
+            h0: ws.h0.as_mut_ptr(),
+            h1: ws.h1.as_mut_ptr(),
+            dst: std::ptr::null_mut(),
+            off: ws.off.as_mut_ptr(),
+            rows: ws.rows.as_mut_ptr(),
+            acc: ws.acc.as_mut_ptr(),
+            scratch: ws.scratch(),
         };
-        let (h_prev, h_next) = (ws.h0.as_ptr(), ws.h1.as_mut_ptr());
-        let bufs = ws.bufs(xs, h_prev, h_next, hstride);
-        let rows = &ws.rows[..batch];
-        // SAFETY: buffers grown above to B rows of their strides; x (the
-        // caller's or its flushed copy, same length) has B rows of In
-        // floats at off[b] = b*In; packs match the token.
-        unsafe { Token(self.isa).step(&ctx, &bufs, rows, backwards) };
+        let token = Token(self.isa);
+        let rows = &ws.rows[..n];
+        let job = |part: Part<'_>| {
+            let p = &p;
+            // SAFETY: acc holds threads * n * ACC_SLOTS * NR floats.
+            let acc = unsafe { p.acc.add(part.index * n * ACC_SLOTS * nr) };
+            let xs = XSrc::Fused {
+                base: p.src,
+                off: p.off,
+            };
+            let bufs = p.scratch.bufs(xs, p.h0, p.h1, hstride, acc);
+            // SAFETY: buffers grown above to n rows of their strides (acc:
+            // this thread's own); x (the caller's or its flushed copy, same
+            // length) has n rows of In floats at off[i] = i*In; packs
+            // match the token; every thread runs the same rows.
+            unsafe { token.step(&ctx, &bufs, rows, backwards, part) };
+        };
+        exec.run(threads, &job);
         ws.xflush = xbuf;
-        for b in 0..batch {
-            h[b * hout..(b + 1) * hout].copy_from_slice(&ws.h1[b * hstride..b * hstride + hout]);
+        for i in 0..n {
+            let sl = slot(i);
+            h[sl * hout..(sl + 1) * hout].copy_from_slice(&ws.h1[i * hstride..i * hstride + hout]);
             if cfg.cell == Cell::Lstm {
-                c[b * hs..(b + 1) * hs].copy_from_slice(&ws.c[b * hp..b * hp + hs]);
+                c[sl * hs..(sl + 1) * hs].copy_from_slice(&ws.c[i * hp..i * hp + hs]);
             }
         }
         Ok(())
     }
 }
+
+/// The scratch rows a step writes besides h (see [`Bufs`]).
+#[derive(Clone, Copy)]
+struct Scratch {
+    c: *mut f32,
+    aux: *mut f32,
+    z: *mut f32,
+    xn: *mut f32,
+}
+
+impl Scratch {
+    /// The step's buffers: `x`, the h rows and this thread's partial sums.
+    fn bufs(
+        self,
+        x: XSrc,
+        h_prev: *const f32,
+        h_next: *mut f32,
+        hstride: usize,
+        acc: *mut f32,
+    ) -> Bufs {
+        Bufs {
+            x,
+            h_prev,
+            h_next,
+            hstride,
+            c: self.c,
+            aux: self.aux,
+            z: self.z,
+            xn: self.xn,
+            acc,
+        }
+    }
+}
+
+/// The buffers a job's threads share, as raw pointers.
+struct SharedPtrs {
+    src: *mut f32,
+    xproj: *mut f32,
+    h0: *mut f32,
+    h1: *mut f32,
+    dst: *mut f32,
+    off: *mut usize,
+    rows: *mut usize,
+    acc: *mut f32,
+    scratch: Scratch,
+}
+
+// SAFETY: the team threads of one job share these buffers under the step's
+// contract: each thread writes only the units of its own weight blocks (h,
+// c, the scratch rows, the output, the projection's columns) and its own
+// rows of `off`, `rows` and `acc`; everything a thread reads that another
+// wrote is read after the barrier that follows the write. `src` is only read.
+unsafe impl Sync for SharedPtrs {}

@@ -13,6 +13,7 @@ use crate::simd::portable::Portable;
 #[cfg(target_arch = "x86_64")]
 use crate::simd::x86_64::{isa_features, Avx2, Avx512};
 use crate::simd::Simd;
+use crate::team::Part;
 
 /// AVX-512 tiles run over whole panels: its 6-row half tiles reuse each
 /// weight vector 6 times, enough to run at the FMA rate from L2, and
@@ -118,9 +119,16 @@ macro_rules! entries {
             /// # Safety
             /// The CPU supports the features (proved by holding the token)
             /// and the contract of [`step::step`] holds.
-            unsafe fn $step(s: $ty, ctx: &Ctx<'_>, b: &Bufs, rows: &[usize], backwards: bool) {
+            unsafe fn $step(
+                s: $ty,
+                ctx: &Ctx<'_>,
+                b: &Bufs,
+                rows: &[usize],
+                backwards: bool,
+                part: Part<'_>,
+            ) {
                 // SAFETY: forwarded contract.
-                unsafe { step::step(s, ctx, b, rows, backwards) }
+                unsafe { step::step(s, ctx, b, rows, backwards, part) }
             }
 
             /// # Safety
@@ -133,9 +141,10 @@ macro_rules! entries {
                 xs: usize,
                 n: usize,
                 out: *mut f32,
+                blocks: (usize, usize),
             ) {
                 // SAFETY: forwarded contract.
-                unsafe { project::project(s, ctx, x, xs, n, out) }
+                unsafe { project::project(s, ctx, x, xs, n, out, blocks) }
             }
 
             /// # Safety
@@ -218,17 +227,24 @@ impl Token {
     ///
     /// # Safety
     /// The contract of [`step::step`]; the token is not the reference's.
-    pub(crate) unsafe fn step(self, ctx: &Ctx<'_>, b: &Bufs, rows: &[usize], backwards: bool) {
+    pub(crate) unsafe fn step(
+        self,
+        ctx: &Ctx<'_>,
+        b: &Bufs,
+        rows: &[usize],
+        backwards: bool,
+        part: Part<'_>,
+    ) {
         // SAFETY: forwarded contract; an Avx2/Avx512 token proves its CPU
         // features.
         unsafe {
             match self.0 {
                 Isa::Scalar => unreachable!("the reference has no fast kernel"),
-                Isa::Portable(s) => step::step(s, ctx, b, rows, backwards),
+                Isa::Portable(s) => step::step(s, ctx, b, rows, backwards, part),
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2(s) => step_avx2(s, ctx, b, rows, backwards),
+                Isa::Avx2(s) => step_avx2(s, ctx, b, rows, backwards, part),
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx512(s) => step_avx512(s, ctx, b, rows, backwards),
+                Isa::Avx512(s) => step_avx512(s, ctx, b, rows, backwards, part),
             }
         }
     }
@@ -244,16 +260,17 @@ impl Token {
         xs: usize,
         n: usize,
         out: *mut f32,
+        blocks: (usize, usize),
     ) {
         // SAFETY: forwarded contract; tokens prove features.
         unsafe {
             match self.0 {
                 Isa::Scalar => unreachable!("the reference has no fast kernel"),
-                Isa::Portable(s) => project::project(s, ctx, x, xs, n, out),
+                Isa::Portable(s) => project::project(s, ctx, x, xs, n, out, blocks),
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2(s) => project_avx2(s, ctx, x, xs, n, out),
+                Isa::Avx2(s) => project_avx2(s, ctx, x, xs, n, out, blocks),
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx512(s) => project_avx512(s, ctx, x, xs, n, out),
+                Isa::Avx512(s) => project_avx512(s, ctx, x, xs, n, out, blocks),
             }
         }
     }

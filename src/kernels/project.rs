@@ -17,9 +17,13 @@ use super::tile::{chunks, Ctx, TilePlan};
 /// the numbers match a streaming step exactly), several rows per tile so
 /// each weight load is reused.
 ///
+/// Only the units of weight blocks `blocks.0..blocks.1` are written (a
+/// team thread's share: the units its step reads).
+///
 /// # Safety
 /// `x` holds `n_rows` rows of `ctx.inp` floats, `x_stride` apart; `out` holds
-/// `n_rows` rows of [`xproj_stride`]`(G, Hp)` floats; `ctx.p` was packed for `S`.
+/// `n_rows` rows of [`xproj_stride`]`(G, Hp)` floats; `ctx.p` was packed for
+/// `S`; `blocks.0 <= blocks.1 <= ctx.p.w.blocks`.
 #[inline(always)]
 pub(crate) unsafe fn project<S: Kernel>(
     s: S,
@@ -28,12 +32,13 @@ pub(crate) unsafe fn project<S: Kernel>(
     x_stride: usize,
     n_rows: usize,
     out: *mut f32,
+    blocks: (usize, usize),
 ) {
     // SAFETY: forwarded contract.
     unsafe {
         match ctx.p.w.g {
-            4 => project_g::<S, 4>(s, ctx, x, x_stride, n_rows, out),
-            _ => project_g::<S, 3>(s, ctx, x, x_stride, n_rows, out),
+            4 => project_g::<S, 4>(s, ctx, x, x_stride, n_rows, out, blocks),
+            _ => project_g::<S, 3>(s, ctx, x, x_stride, n_rows, out, blocks),
         }
     }
 }
@@ -62,8 +67,10 @@ unsafe fn project_g<S: Kernel, const G: usize>(
     x_stride: usize,
     n_rows: usize,
     out: *mut f32,
+    blocks: (usize, usize),
 ) {
     let w = &ctx.p.w;
+    assert!(blocks.0 <= blocks.1 && blocks.1 <= w.blocks, "block range");
     let group = PROJECT_GROUP_TILES * S::HALF_ROWS;
     let mut g0 = 0;
     while g0 < n_rows {
@@ -71,7 +78,7 @@ unsafe fn project_g<S: Kernel, const G: usize>(
         let plan = TilePlan::new::<S>(g1 - g0, w);
         let n_half = g0 + plan.halves * S::HALF_ROWS;
         let full = S::FULL_ROWS.clamp(1, 3);
-        for blk in 0..w.blocks {
+        for blk in blocks.0..blocks.1 {
             for ch in chunks(w.k, plan.kc) {
                 let (k0, k1) = (ch.k0, ch.k1);
                 let at = |r: usize, v0: usize| ProjectAt {

@@ -11,6 +11,7 @@ use super::gru::{gru_after_tile, gru_before_n_tile, gru_before_zr_tile};
 use super::lstm::{lstm_tile, proj_tile};
 use super::tile::{chunks, Bufs, Chunk, Ctx, TilePlan};
 use crate::config::{Cell, GruReset};
+use crate::team::Part;
 
 /// Which tile function a pass runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -22,8 +23,8 @@ enum Pass {
     Proj,
 }
 
-/// Runs `pass` over every block (in ping-pong order) and every tile of
-/// active rows.
+/// Runs `pass` over this thread's share of the blocks (in ping-pong
+/// order) and every tile of active rows.
 ///
 /// # Safety
 /// As for [`step`].
@@ -35,6 +36,7 @@ unsafe fn run_pass<S: Kernel, const DEF: bool>(
     b: &Bufs,
     rows: &[usize],
     backwards: bool,
+    part: Part<'_>,
 ) {
     let p = ctx.p;
     let panel = match pass {
@@ -47,9 +49,9 @@ unsafe fn run_pass<S: Kernel, const DEF: bool>(
     };
     let plan = TilePlan::new::<S>(rows.len(), panel);
     let (half_rows, rest) = rows.split_at(plan.halves * S::HALF_ROWS);
-    let blocks = panel.blocks;
-    for i in 0..blocks {
-        let blk = if backwards { blocks - 1 - i } else { i };
+    let (first, end) = part.range(panel.blocks);
+    for i in first..end {
+        let blk = if backwards { end - 1 - (i - first) } else { i };
         for ch in chunks(panel.k, plan.kc) {
             for v0 in 0..2 {
                 for r in half_rows.chunks_exact(S::HALF_ROWS) {
@@ -157,14 +159,19 @@ unsafe fn tile_at<S: Kernel, const MB: usize, const NV: usize, const DEF: bool>(
 }
 
 /// One time step of one layer direction for the active batch entries
-/// `rows`: reads `h_prev`, writes `h_next`, updates `c`.
+/// `rows`: reads `h_prev`, writes `h_next`, updates `c`. Only the blocks
+/// of `part`'s share of each pass are computed; with a team, every thread
+/// of the part calls this with the same arguments but its own `b.acc`, and
+/// they meet at a barrier between two passes (the second reads every unit
+/// the first wrote).
 ///
 /// # Safety
 /// Every pointer in `b` is valid for the rows in `rows`: `h_prev`/`h_next`
 /// rows of `hstride >= max(Hp, proj blocks * NR)` floats (holding the state
 /// in their first `Hout`), `c`, `aux`, `z`, `xn` rows of `Hp` floats (those
 /// the cell uses), and `b.x` rows as its variant says; `ctx.p` was packed
-/// for `S` (`NR = 2 * S::LANES`). No two of the written buffers overlap.
+/// for `S` (`NR = 2 * S::LANES`). No two of the written buffers overlap,
+/// and no two threads of `part` share a `b.acc`.
 #[inline(always)]
 pub(crate) unsafe fn step<S: Kernel>(
     s: S,
@@ -172,13 +179,14 @@ pub(crate) unsafe fn step<S: Kernel>(
     b: &Bufs,
     rows: &[usize],
     backwards: bool,
+    part: Part<'_>,
 ) {
     if ctx.acts.is_default() {
         // SAFETY: forwarded contract.
-        unsafe { step_impl::<S, true>(s, ctx, b, rows, backwards) }
+        unsafe { step_impl::<S, true>(s, ctx, b, rows, backwards, part) }
     } else {
         // SAFETY: forwarded contract.
-        unsafe { step_impl::<S, false>(s, ctx, b, rows, backwards) }
+        unsafe { step_impl::<S, false>(s, ctx, b, rows, backwards, part) }
     }
 }
 
@@ -194,22 +202,27 @@ unsafe fn step_impl<S: Kernel, const DEF: bool>(
     b: &Bufs,
     rows: &[usize],
     backwards: bool,
+    part: Part<'_>,
 ) {
     // SAFETY: forwarded contract.
     unsafe {
         match (ctx.cfg.cell, ctx.cfg.gru_reset) {
             (Cell::Lstm, _) => {
-                run_pass::<S, DEF>(s, ctx, Pass::Lstm, b, rows, backwards);
+                run_pass::<S, DEF>(s, ctx, Pass::Lstm, b, rows, backwards, part);
                 if ctx.p.proj.is_some() {
-                    run_pass::<S, DEF>(s, ctx, Pass::Proj, b, rows, backwards);
+                    // The projection reads every unit of the unprojected h.
+                    part.sync();
+                    run_pass::<S, DEF>(s, ctx, Pass::Proj, b, rows, backwards, part);
                 }
             }
             (Cell::Gru, GruReset::AfterMatmul) => {
-                run_pass::<S, DEF>(s, ctx, Pass::GruAfter, b, rows, backwards)
+                run_pass::<S, DEF>(s, ctx, Pass::GruAfter, b, rows, backwards, part)
             }
             (Cell::Gru, GruReset::BeforeMatmul) => {
-                run_pass::<S, DEF>(s, ctx, Pass::GruBeforeZr, b, rows, backwards);
-                run_pass::<S, DEF>(s, ctx, Pass::GruBeforeN, b, rows, backwards);
+                run_pass::<S, DEF>(s, ctx, Pass::GruBeforeZr, b, rows, backwards, part);
+                // The n pass reads every unit of r ⊙ h.
+                part.sync();
+                run_pass::<S, DEF>(s, ctx, Pass::GruBeforeN, b, rows, backwards, part);
             }
         }
     }
