@@ -270,11 +270,13 @@ fn run_shape(
         ("unfused".to_string(), ns)
     } else if shape.streaming {
         let mut out = vec![0.0; b * model.output_features()];
-        let ns = median_ns(MIN_SECS, || match team.as_deref_mut() {
-            Some(t) => t.step(&model, &x, &mut state, &mut out, &mut ws),
-            None => model.step(&x, &mut state, &mut out, &mut ws),
-        }
-        .expect("step"));
+        let ns = median_ns(MIN_SECS, || {
+            match team.as_deref_mut() {
+                Some(t) => t.step(&model, &x, &mut state, &mut out, &mut ws),
+                None => model.step(&x, &mut state, &mut out, &mut ws),
+            }
+            .expect("step")
+        });
         (model.kernel_name().to_string(), ns)
     } else {
         let seq = Sequence::new(&x, t, b);
@@ -396,7 +398,15 @@ fn main() -> ExitCode {
         let r = if decay {
             run_decay(s, &kernel, json)
         } else if streams > 0 {
-            run_streams(s, &kernel, weights, streams, team.as_mut(), json, &mut peaks)
+            run_streams(
+                s,
+                &kernel,
+                weights,
+                streams,
+                team.as_mut(),
+                json,
+                &mut peaks,
+            )
         } else {
             run_shape(s, &kernel, weights, team.as_mut(), json, &mut peaks)
         };

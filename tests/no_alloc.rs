@@ -114,3 +114,73 @@ fn run_and_step_do_not_allocate() {
         }
     }
 }
+
+/// A stream pool's step allocates nothing once the pool is made (any
+/// subset of its streams, joins and leaves between steps), on one thread
+/// and on a team (after the team's first step has grown the workspace for
+/// its threads); the team's `run` and `step` allocate nothing either.
+#[test]
+fn streams_and_team_do_not_allocate() {
+    use fusedrnn::{Streams, Team};
+    // The reference (the oracle, not a product path) computes in f64
+    // scratch it allocates per step.
+    for family in KernelFamily::available()
+        .into_iter()
+        .filter(|f| *f != KernelFamily::Reference)
+    {
+        for (cell, layers, proj) in [(Cell::Lstm, 2, 16), (Cell::Gru, 1, 0), (Cell::Lstm, 1, 0)] {
+            let m = model(cell, layers, Direction::Forward, proj)
+                .with_kernel(family)
+                .unwrap();
+            let hout = m.config().output_size();
+            let mut pool = Streams::new(&m, 8).unwrap();
+            let ids: Vec<_> = (0..8).map(|_| pool.join().unwrap()).collect();
+            let x = vec![0.3f32; 8 * 24];
+            let mut out = vec![0.0; 8 * hout];
+            let mut team = Team::new(2).unwrap();
+            team.set_min_split_fmas(0);
+            team.step_streams(&m, &mut pool, &ids, &x, &mut out)
+                .unwrap();
+            let before = allocs();
+            for n in [8, 3, 1, 8] {
+                pool.step(&m, &ids[..n], &x[..n * 24], &mut out[..n * hout])
+                    .unwrap();
+                team.step_streams(&m, &mut pool, &ids[..n], &x[..n * 24], &mut out[..n * hout])
+                    .unwrap();
+            }
+            pool.leave(ids[2]).unwrap();
+            let again = pool.join().unwrap();
+            pool.step(&m, &[again, ids[0]], &x[..48], &mut out[..2 * hout])
+                .unwrap();
+            assert_eq!(
+                allocs(),
+                before,
+                "{} many-stream step allocated",
+                m.kernel_name()
+            );
+
+            let (t, b) = (6, 3);
+            let xs = vec![0.1f32; t * b * 24];
+            let seq = Sequence::new(&xs, t, b);
+            let mut state = m.new_state(b).unwrap();
+            let mut y = vec![0.0; t * b * hout];
+            let mut ws = Workspace::new();
+            team.run(&m, &seq, &mut state, &mut y, &mut ws).unwrap();
+            let mut o = vec![0.0; b * hout];
+            team.step(&m, &xs[..b * 24], &mut state, &mut o, &mut ws)
+                .unwrap();
+            let before = allocs();
+            for _ in 0..3 {
+                team.run(&m, &seq, &mut state, &mut y, &mut ws).unwrap();
+                team.step(&m, &xs[..b * 24], &mut state, &mut o, &mut ws)
+                    .unwrap();
+            }
+            assert_eq!(
+                allocs(),
+                before,
+                "{} team run/step allocated",
+                m.kernel_name()
+            );
+        }
+    }
+}
