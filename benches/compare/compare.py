@@ -25,8 +25,8 @@ back (the order rotated by one system per round), each system for at least
 of the per-round medians, divided by T (us per time step, the whole batch).
 One phase per thread count runs in its own process: at 1 thread the
 process and the worker are pinned to one core (the peers' thread pools
-with it); at 2 threads they may use both. fusedrnn has no thread team yet
-(issue 11): at 2 threads it still runs on one.
+with it); at 2 threads they may use both, and fusedrnn's worker runs its
+calls on a `Team` of 2 (tract stays on one thread).
 """
 
 import argparse
@@ -156,9 +156,9 @@ class Fused:
 
 
 class Worker:
-    def __init__(self, path):
+    def __init__(self, path, *extra):
         self.p = subprocess.Popen(
-            [path, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            [path, "--serve", *extra], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
 
     def ask(self, line):
@@ -314,7 +314,8 @@ def phase(args):
 
     work = os.path.join(args.out, "models")
     os.makedirs(work, exist_ok=True)
-    worker = Worker(args.worker)
+    # fusedrnn runs on a Team of the phase's thread count (none at 1).
+    worker = Worker(args.worker, "--threads", str(threads))
     rust = Worker(args.rust_worker) if args.rust_worker else None
     shapes = [s for s in SHAPES if args.shapes == "all" or s[0] in args.shapes.split(",")]
     systems = {}
@@ -373,8 +374,8 @@ def phase(args):
                 "threads": threads,
                 "system": key,
                 "version": version,
-                # fusedrnn (no team yet) and tract run one thread.
-                "system_threads": 1 if key in FUSED + RUST_PEERS else threads,
+                # tract runs one thread; fusedrnn a team of the phase's count.
+                "system_threads": 1 if key in RUST_PEERS else threads,
                 "us_per_step": float(np.median(rounds)),
                 "rounds_us": [round(v, 3) for v in rounds],
                 "max_abs_diff": diffs[key],
@@ -487,7 +488,7 @@ def main():
             + ", ".join(f"{LABEL[s]} {v}" for s, v in versions.items() if s not in FUSED)
             + f"; median of {args.rounds} interleaved rounds, us per time step"
             + " (whole batch); ratio = fastest peer / fusedrnn (> 1: fusedrnn faster);"
-            + " fusedrnn runs one thread in every row")
+            + " at 2 threads fusedrnn runs a Team of 2, the peers 2 intra-op threads, tract one")
     md = head + "\n\n" + table(recs) + "\n"
     print(md)
     with open(os.path.join(args.out, "table.md"), "w") as f:

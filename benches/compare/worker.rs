@@ -23,6 +23,10 @@
 //! `time` runs the call for at least `SECONDS` and 15 times and answers
 //! the median time of one call.
 //!
+//! `--serve --threads N` (N > 1) runs every timed call on a
+//! `fusedrnn::Team` of N threads (`Team::run`, `Team::step`); the reference
+//! outputs of `dump` always come from one thread.
+//!
 //! Run as a bench target without `--serve` (as `cargo bench` does), it
 //! prints what it is and exits.
 
@@ -32,7 +36,7 @@ use std::io::{BufRead, Write};
 use fusedrnn::import::pytorch::{from_state_dict, PytorchOptions};
 use fusedrnn::import::safetensors::TensorFile;
 use fusedrnn::shapes::median_ns;
-use fusedrnn::{Cell, KernelFamily, Rnn, Sequence, State, WeightFormat, Workspace};
+use fusedrnn::{Cell, KernelFamily, Rnn, Sequence, State, Team, WeightFormat, Workspace};
 
 struct Loaded {
     model: Rnn,
@@ -54,15 +58,15 @@ impl Loaded {
         state.c_mut().copy_from_slice(c0);
     }
 
-    fn call(&mut self) -> Result<(), String> {
+    fn call(&mut self, team: Option<&mut Team>) -> Result<(), String> {
         Self::reset(&mut self.state, &self.h0, &self.c0);
-        if self.streaming {
-            self.model
-                .step(&self.x, &mut self.state, &mut self.out, &mut self.ws)
-        } else {
-            let seq = Sequence::new(&self.x, self.t, self.b);
-            self.model
-                .run(&seq, &mut self.state, &mut self.out, &mut self.ws)
+        let (m, st, out, ws) = (&self.model, &mut self.state, &mut self.out, &mut self.ws);
+        let seq = Sequence::new(&self.x, self.t, self.b);
+        match (self.streaming, team) {
+            (true, None) => m.step(&self.x, st, out, ws),
+            (true, Some(t)) => t.step(m, &self.x, st, out, ws),
+            (false, None) => m.run(&seq, st, out, ws),
+            (false, Some(t)) => t.run(m, &seq, st, out, ws),
         }
         .map_err(|e| e.to_string())
     }
@@ -138,18 +142,22 @@ fn le_bytes(v: &[f32]) -> Vec<u8> {
 
 /// The median time of one call (the bench tool's rule,
 /// [`fusedrnn::shapes::median_ns`]); the first error stops the timing.
-fn time(l: &mut Loaded, seconds: f64) -> Result<f64, String> {
-    l.call()?;
+fn time(l: &mut Loaded, seconds: f64, mut team: Option<&mut Team>) -> Result<f64, String> {
+    l.call(team.as_deref_mut())?;
     let mut err = None;
     let ns = median_ns(seconds, || {
         if err.is_none() {
-            err = l.call().err();
+            err = l.call(team.as_deref_mut()).err();
         }
     });
     err.map_or(Ok(ns), Err)
 }
 
-fn command(models: &mut HashMap<String, Loaded>, line: &str) -> Result<String, String> {
+fn command(
+    models: &mut HashMap<String, Loaded>,
+    team: Option<&mut Team>,
+    line: &str,
+) -> Result<String, String> {
     let args: Vec<&str> = line.split_whitespace().collect();
     let (Some(&cmd), Some(&name)) = (args.first(), args.get(1)) else {
         return Err(format!("bad command `{line}`"));
@@ -174,7 +182,7 @@ fn command(models: &mut HashMap<String, Loaded>, line: &str) -> Result<String, S
                 .get(2)
                 .and_then(|s| s.parse().ok())
                 .ok_or("time NAME SECONDS")?;
-            let ns = time(l, secs)?;
+            let ns = time(l, secs, team)?;
             Ok(format!(
                 "{{\"name\": \"{name}\", \"ns_per_call\": {ns:.1}}}"
             ))
@@ -188,6 +196,26 @@ fn main() {
         println!("compare worker: driven by benches/compare/run (see benches/compare/README.md); nothing to do");
         return;
     }
+    let args: Vec<String> = std::env::args().collect();
+    let threads = args
+        .iter()
+        .position(|a| a == "--threads")
+        .and_then(|i| args.get(i + 1))
+        .map_or(Ok(1), |n| n.parse::<usize>());
+    let mut team = match threads {
+        Ok(1) => None,
+        Ok(n) => match Team::new(n) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("compare worker: {e}");
+                std::process::exit(2);
+            }
+        },
+        Err(e) => {
+            eprintln!("compare worker: --threads: {e}");
+            std::process::exit(2);
+        }
+    };
     let mut models = HashMap::new();
     let stdin = std::io::stdin();
     let mut stdout = std::io::stdout();
@@ -196,7 +224,8 @@ fn main() {
         if line.trim() == "quit" {
             break;
         }
-        let answer = command(&mut models, &line).unwrap_or_else(|e| format!("error {e}"));
+        let answer =
+            command(&mut models, team.as_mut(), &line).unwrap_or_else(|e| format!("error {e}"));
         if writeln!(stdout, "{answer}")
             .and_then(|_| stdout.flush())
             .is_err()
