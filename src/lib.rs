@@ -11,7 +11,9 @@
 //!   -> canonical weights (DirectionWeights: LSTM i f g o, GRU z r n; f32)
 //!   -> RnnBuilder: kernel family (CPU detected once) and weight format
 //!   -> plan: the weights packed once, for that family and format
-//!   -> run: Rnn::run (whole sequences) or Rnn::step (one streaming step)
+//!   -> run: Rnn::run (whole sequences) or Rnn::step (one streaming step);
+//!      Streams::step (many streams of one model, stepped together);
+//!      Team::run / step / step_streams (the same, split over threads)
 //! reference: the scalar oracle (f64 inside each step)
 //! ```
 //!
@@ -22,8 +24,11 @@
 //! module runs the fused step (its module docs describe the files: packing,
 //! the product microkernel, tiles, the LSTM and GRU epilogues, the step
 //! scheduler, the input projection, the per-ISA entry points, the safe
-//! drivers); `model` validates every call and chains the layers.
-//! `unsafe` lives only in `kernels`, `activations` and `simd`.
+//! drivers); `model` validates every call and chains the layers;
+//! `streams` holds many streams' states and validates their ids; `team`
+//! runs a job on persistent threads (a lock-free epoch and barrier, spin
+//! then park) and splits each layer step by weight blocks.
+//! `unsafe` lives only in `kernels`, `activations`, `simd` and `team`.
 //!
 //! ## Kernel names
 //!
