@@ -1,9 +1,15 @@
 //! Runs golden case files and reports agreement.
 //!
 //! ```text
-//! cargo run --release --example conformance -- [--kernel NAME] [--tol X] PATH...
+//! cargo run --release --example conformance -- [--kernel NAME] [--tol X] [--threads N] [--streams] PATH...
 //! cargo run --release --example conformance -- --list-kernels
 //! ```
+//!
+//! `--threads N` runs every case on a `fusedrnn::Team` of N threads that
+//! splits every layer step, however small; `--streams` steps a forward
+//! case's batch entries as the streams of a `fusedrnn::Streams` pool, one
+//! time step at a time (on the team with `--threads`; other cases run
+//! whole).
 //!
 //! PATH is a case file or a folder of `.safetensors` cases. One line per
 //! case (`name ok|FAIL max_abs_err`), then `N passed, M failed`. Exit 0 if
@@ -13,12 +19,12 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use fusedrnn::conformance::{load_case, run_case};
-use fusedrnn::KernelFamily;
+use fusedrnn::conformance::{load_case, run_case_with, RunMode};
+use fusedrnn::{KernelFamily, Team};
 
 fn usage(msg: &str) -> ExitCode {
     eprintln!("conformance: {msg}");
-    eprintln!("usage: conformance [--kernel NAME] [--tol X] PATH... | --list-kernels");
+    eprintln!("usage: conformance [--kernel NAME] [--tol X] [--threads N] [--streams] PATH... | --list-kernels");
     ExitCode::from(2)
 }
 
@@ -43,6 +49,7 @@ fn main() -> ExitCode {
     let mut family = KernelFamily::detect();
     let mut tol = 1e-5f32;
     let mut paths = Vec::new();
+    let (mut team, mut streams) = (None::<Team>, false);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--list-kernels" => {
@@ -72,6 +79,18 @@ fn main() -> ExitCode {
                 Some(v) if v >= 0.0 => tol = v,
                 _ => return usage("--tol needs a non-negative number"),
             },
+            "--threads" => match args.next().and_then(|v| v.parse::<usize>().ok()) {
+                Some(1) => team = None,
+                Some(n) => match Team::new(n) {
+                    Ok(mut t) => {
+                        t.set_min_split_fmas(0);
+                        team = Some(t);
+                    }
+                    Err(e) => return usage(&e.to_string()),
+                },
+                None => return usage("--threads needs a count"),
+            },
+            "--streams" => streams = true,
             s if s.starts_with("--") => return usage(&format!("unknown option {s}")),
             _ => paths.push(PathBuf::from(a)),
         }
@@ -101,7 +120,12 @@ fn main() -> ExitCode {
                 continue;
             }
         };
-        match run_case(&case, family) {
+        let mode = match (streams, team.as_mut()) {
+            (true, t) => RunMode::Streams(t),
+            (false, Some(t)) => RunMode::Team(t),
+            (false, None) => RunMode::Run,
+        };
+        match run_case_with(&case, family, mode) {
             Ok(res) => {
                 let err = res.max_error();
                 let ok = res.passes(tol);

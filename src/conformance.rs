@@ -388,8 +388,94 @@ fn max_abs_diff(got: &[f32], want: &[f32]) -> f32 {
     })
 }
 
+/// How [`run_case_with`] runs a case.
+#[derive(Debug)]
+pub enum RunMode<'a> {
+    /// [`Rnn::run`] on the calling thread.
+    Run,
+    /// [`crate::Team::run`] on this team.
+    Team(&'a mut crate::Team),
+    /// A forward model's batch entries as the streams of a
+    /// [`crate::Streams`] pool (each joining with its initial state),
+    /// stepped together one time step at a time (entry `b` only while
+    /// `t < lengths[b]`), on the team if one is given; other models run as
+    /// in [`RunMode::Run`] (or on the team).
+    Streams(Option<&'a mut crate::Team>),
+}
+
 /// Runs a case with kernel family `family` and compares every output.
 pub fn run_case(case: &Case, family: KernelFamily) -> Result<CaseResult> {
+    run_case_with(case, family, RunMode::Run)
+}
+
+/// A forward case's batch entries stepped as streams of a pool: the
+/// output `[T, B, Hout]` (0 past an entry's length) and the final state.
+fn run_as_streams(
+    case: &Case,
+    model: &Rnn,
+    mut team: Option<&mut crate::Team>,
+) -> Result<(Vec<f32>, State)> {
+    let cfg = model.config();
+    let (t_len, b, l) = (case.seq_len, case.batch, cfg.num_layers);
+    let (hs, hout, inp) = (cfg.hidden_size, cfg.output_size(), cfg.input_size);
+    let lstm = cfg.cell == Cell::Lstm;
+    let mut pool = crate::Streams::new(model, b.max(1))?;
+    let mut ids = Vec::with_capacity(b);
+    for e in 0..b {
+        let mut st = model.new_state(1)?;
+        for k in 0..l {
+            st.h[k * hout..(k + 1) * hout]
+                .copy_from_slice(&case.initial.h[(k * b + e) * hout..][..hout]);
+            if lstm {
+                st.c[k * hs..(k + 1) * hs]
+                    .copy_from_slice(&case.initial.c[(k * b + e) * hs..][..hs]);
+            }
+        }
+        ids.push(pool.join_with(&st)?);
+    }
+    let len = |e: usize| case.lengths.as_ref().map_or(t_len, |v| v[e]);
+    let mut out = vec![0.0; t_len * b * hout];
+    let (mut x, mut y, mut step_ids) = (Vec::new(), Vec::new(), Vec::new());
+    for t in 0..t_len {
+        x.clear();
+        step_ids.clear();
+        for e in (0..b).filter(|&e| t < len(e)) {
+            x.extend_from_slice(&case.input[(t * b + e) * inp..][..inp]);
+            step_ids.push(ids[e]);
+        }
+        y.clear();
+        y.resize(step_ids.len() * hout, f32::NAN);
+        match team.as_deref_mut() {
+            Some(tm) => tm.step_streams(model, &mut pool, &step_ids, &x, &mut y)?,
+            None => pool.step(model, &step_ids, &x, &mut y)?,
+        }
+        for (j, e) in (0..b).filter(|&e| t < len(e)).enumerate() {
+            out[(t * b + e) * hout..][..hout].copy_from_slice(&y[j * hout..(j + 1) * hout]);
+        }
+    }
+    let mut state = model.new_state(b)?;
+    for (e, &id) in ids.iter().enumerate() {
+        // An explicit length of 0 ends with a zero state (as `run`).
+        if case.lengths.is_some() && len(e) == 0 {
+            continue;
+        }
+        let st = pool.state(id)?;
+        for k in 0..l {
+            state.h[(k * b + e) * hout..][..hout].copy_from_slice(&st.h[k * hout..(k + 1) * hout]);
+            if lstm {
+                state.c[(k * b + e) * hs..][..hs].copy_from_slice(&st.c[k * hs..(k + 1) * hs]);
+            }
+        }
+    }
+    if t_len == 0 && case.lengths.is_none() {
+        state = case.initial.clone();
+    }
+    Ok((out, state))
+}
+
+/// Runs a case with kernel family `family` in `mode` and compares every
+/// output.
+pub fn run_case_with(case: &Case, family: KernelFamily, mode: RunMode<'_>) -> Result<CaseResult> {
     let model = case.model.clone().with_kernel(family)?;
     let seq = Sequence {
         input: &case.input,
@@ -398,9 +484,18 @@ pub fn run_case(case: &Case, family: KernelFamily) -> Result<CaseResult> {
         layout: Layout::SequenceMajor,
         lengths: case.lengths.as_deref(),
     };
+    let forward = model.config().direction == Direction::Forward;
     let mut state = case.initial.clone();
     let mut out = vec![f32::NAN; case.seq_len * case.batch * model.output_features()];
-    model.run(&seq, &mut state, &mut out, &mut Workspace::new())?;
+    match mode {
+        RunMode::Streams(team) if forward => (out, state) = run_as_streams(case, &model, team)?,
+        RunMode::Team(team) | RunMode::Streams(Some(team)) => {
+            team.run(&model, &seq, &mut state, &mut out, &mut Workspace::new())?
+        }
+        RunMode::Run | RunMode::Streams(None) => {
+            model.run(&seq, &mut state, &mut out, &mut Workspace::new())?
+        }
+    }
     let cfg = model.config();
     let (t, b, d, hout) = (
         case.seq_len,

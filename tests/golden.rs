@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use fusedrnn::conformance::{load_case, run_case};
+use fusedrnn::conformance::{load_case, run_case, run_case_with, RunMode};
 use fusedrnn::KernelFamily;
 
 const TOL: f32 = 1e-5;
@@ -54,4 +54,35 @@ fn every_fast_kernel_matches_every_golden_case() {
     for family in KernelFamily::available() {
         check_family(family);
     }
+}
+
+/// Every golden case on a team of 2 that splits every layer step, and
+/// every forward case's batch entries stepped as the streams of a pool (on
+/// one thread and on the team), for every kernel this host runs: the same
+/// tolerance holds.
+#[test]
+fn golden_cases_on_a_team_and_as_streams() {
+    let mut team = fusedrnn::Team::new(2).unwrap();
+    team.set_min_split_fmas(0);
+    let mut failures = Vec::new();
+    for family in KernelFamily::available() {
+        for path in golden_files() {
+            let case = load_case(&path).unwrap_or_else(|e| panic!("{e}"));
+            for mode in 0..3 {
+                let m = match mode {
+                    0 => RunMode::Team(&mut team),
+                    1 => RunMode::Streams(None),
+                    _ => RunMode::Streams(Some(&mut team)),
+                };
+                let res = run_case_with(&case, family, m).expect("run");
+                if !res.passes(TOL) {
+                    failures.push(format!(
+                        "{family:?} mode {mode} {}: {:?}",
+                        case.name, res.errors
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "failed:\n{}", failures.join("\n"));
 }
