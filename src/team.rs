@@ -38,8 +38,13 @@ fn wait_until(done: impl Fn() -> bool) {
         }
         spins = 0;
         let t0 = *start.get_or_insert_with(Instant::now);
-        if t0.elapsed() < SPIN {
+        let waited = t0.elapsed();
+        if waited < SPIN / 8 {
             std::hint::spin_loop();
+        } else if waited < SPIN {
+            // Long for a barrier: the thread we wait for may have been
+            // preempted (another process on the core); offer the core.
+            std::thread::yield_now();
         } else {
             std::thread::park_timeout(Duration::from_millis(50));
         }
