@@ -35,7 +35,7 @@ fn streaming_steps_equal_the_sequence_run() {
     ] {
         for (fam, b) in fusedrnn::KernelFamily::available()
             .into_iter()
-            .flat_map(|f| [1, 3, 8, 13].map(|b| (f, b)))
+            .flat_map(|f| [1, 3, 8, 10, 11, 13].map(|b| (f, b)))
         {
             let m = model(name, cell).with_kernel(fam).unwrap();
             let (tl, i) = (9, m.config().input_size);

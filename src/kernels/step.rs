@@ -59,10 +59,16 @@ unsafe fn run_pass<S: Kernel, const DEF: bool>(
                     // batch entries.
                     unsafe { half_tile::<S, DEF>(s, ctx, pass, blk, v0, b, r, ch) };
                 }
+                if plan.short {
+                    // SAFETY: as above; 3 < rest.len() < HALF_ROWS.
+                    unsafe { short_half_tile::<S, DEF>(s, ctx, pass, blk, v0, b, rest, ch) };
+                }
             }
-            for r in rest.chunks(S::FULL_ROWS.clamp(1, 3)) {
-                // SAFETY: as above.
-                unsafe { whole_tile::<S, DEF>(s, ctx, pass, blk, b, r, ch) };
+            if !plan.short {
+                for r in rest.chunks(S::FULL_ROWS.clamp(1, 3)) {
+                    // SAFETY: as above.
+                    unsafe { whole_tile::<S, DEF>(s, ctx, pass, blk, b, r, ch) };
+                }
             }
         }
     }
@@ -120,6 +126,38 @@ unsafe fn half_tile<S: Kernel, const DEF: bool>(
             6 => tile_at::<S, 6, 1, DEF>(s, ctx, pass, blk, v0, b, rows, ch),
             3 => tile_at::<S, 3, 1, DEF>(s, ctx, pass, blk, v0, b, rows, ch),
             2 => tile_at::<S, 2, 1, DEF>(s, ctx, pass, blk, v0, b, rows, ch),
+            _ => tile_at::<S, 1, 1, DEF>(s, ctx, pass, blk, v0, b, rows, ch),
+        }
+    }
+}
+
+/// One half-block tile (vector `v0` of each gate) of the rows left after
+/// the full half tiles, when they are more than one whole tile takes
+/// (see [`TilePlan`]: 4 or 5 rows with AVX-512's 6-row half tiles, 2 with
+/// AVX2's 3-row ones).
+///
+/// # Safety
+/// As for [`step`]; `1 <= rows.len() < S::HALF_ROWS`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn short_half_tile<S: Kernel, const DEF: bool>(
+    s: S,
+    ctx: &Ctx<'_>,
+    pass: Pass,
+    blk: usize,
+    v0: usize,
+    b: &Bufs,
+    rows: &[usize],
+    ch: Chunk,
+) {
+    // SAFETY: forwarded contract; each arm's row count is below HALF_ROWS
+    // (a constant), so no larger tile than the ISA's half tile is run.
+    unsafe {
+        match rows.len() {
+            5 if S::HALF_ROWS > 5 => tile_at::<S, 5, 1, DEF>(s, ctx, pass, blk, v0, b, rows, ch),
+            4 if S::HALF_ROWS > 4 => tile_at::<S, 4, 1, DEF>(s, ctx, pass, blk, v0, b, rows, ch),
+            3 if S::HALF_ROWS > 3 => tile_at::<S, 3, 1, DEF>(s, ctx, pass, blk, v0, b, rows, ch),
+            2 if S::HALF_ROWS > 2 => tile_at::<S, 2, 1, DEF>(s, ctx, pass, blk, v0, b, rows, ch),
             _ => tile_at::<S, 1, 1, DEF>(s, ctx, pass, blk, v0, b, rows, ch),
         }
     }

@@ -269,11 +269,16 @@ pub(crate) unsafe fn accumulate<S: Kernel, const G: usize, const MB: usize, cons
 }
 
 /// How `n` active rows split into tiles: `halves` half-block tiles of
-/// `HALF_ROWS` rows (each run for both halves of a block), then the rest in
-/// whole-block tiles of up to `FULL_ROWS` rows; and the panel rows per chunk.
+/// `HALF_ROWS` rows (each run for both halves of a block), then the rest:
+/// in one short half-block tile (`short`: when the rest would take two or
+/// more whole-block tiles but fits one half tile, as 4 or 5 rows with
+/// 6-row half tiles: one walk over the block's panel instead of two), else
+/// in whole-block tiles of up to `FULL_ROWS` rows; and the panel rows per
+/// chunk.
 #[derive(Clone, Copy)]
 pub(crate) struct TilePlan {
     pub(crate) halves: usize,
+    pub(crate) short: bool,
     pub(crate) kc: usize,
 }
 
@@ -283,13 +288,14 @@ impl TilePlan {
         let full = S::FULL_ROWS.clamp(1, 3);
         let halves = if n <= full { 0 } else { n / S::HALF_ROWS };
         let rest = n - halves * S::HALF_ROWS;
-        let tiles = 2 * halves + rest.div_ceil(full);
+        let short = rest > full && rest < S::HALF_ROWS;
+        let tiles = 2 * halves + if short { 2 } else { rest.div_ceil(full) };
         let kc = if tiles <= 1 || S::CHUNK_BYTES == 0 {
             p.k.max(1)
         } else {
             (S::CHUNK_BYTES / (4 * p.g * p.nr)).max(1)
         };
-        TilePlan { halves, kc }
+        TilePlan { halves, short, kc }
     }
 }
 
