@@ -217,13 +217,6 @@ unsafe fn dot_v0<
         // registers are the MB*G*NV sums, MB broadcasts and one weight.
         for g in 0..G {
             for v in 0..NV {
-                // SAFETY: the loop runs kk in k0..k1 with k1 <= K, the
-                // block's rows, so `wp` = block + kk*G*NR elements and gate
-                // g < G reads within wp + g*NR .. wp + (g+1)*NR <= block +
-                // K*G*NR, for every panel kind (G = 1, 2, 3, 4; the
-                // projection's and R_n's panels too) and element: f32 reads
-                // LANES floats at v*LANES (v < 2), bf16 one full NR-u16 load
-                // (both vectors), f16 LANES u16 at v*LANES.
                 #[cfg(target_arch = "x86_64")]
                 if MB > 1 {
                     // SAFETY: a prefetch never faults; the address is
@@ -236,6 +229,13 @@ unsafe fn dot_v0<
                         );
                     }
                 }
+                // SAFETY: the loop runs kk in k0..k1 with k1 <= K, the
+                // block's rows, so `wp` = block + kk*G*NR elements and gate
+                // g < G reads within wp + g*NR .. wp + (g+1)*NR <= block +
+                // K*G*NR, for every panel kind (G = 1, 2, 3, 4; the
+                // projection's and R_n's panels too) and element: f32 reads
+                // LANES floats at v*LANES (v < 2), bf16 one full NR-u16 load
+                // (both vectors), f16 LANES u16 at v*LANES.
                 let w = unsafe { E::load_v(s, wp.add(g * nr), V0 + v) };
                 for m in 0..MB {
                     acc[m][g][v] = s.mul_add(w, x[m], acc[m][g][v]);
