@@ -5,8 +5,10 @@
 //!
 //! Threads start when the team is made and end when it is dropped; a job
 //! wakes them without starting anything and without a lock. Between jobs
-//! and at barriers a thread spins for at most [`SPIN`], then parks
-//! (`std::thread::park`), so an idle team costs no CPU.
+//! and at barriers a thread spins for at most [`SPIN`] (yielding its core
+//! after the first eighth of it, in case the thread it waits for was
+//! preempted), then parks (`std::thread::park`), so an idle team costs no
+//! CPU.
 
 use std::cell::UnsafeCell;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -23,8 +25,8 @@ use crate::error::{Error, Result};
 /// 10 ms frames of a stream, so an idle team sleeps.
 const SPIN: Duration = Duration::from_micros(100);
 
-/// Spins (with the CPU's pause hint) until `done()` holds, at most [`SPIN`],
-/// then parks until it holds. Whoever makes `done()` true unparks this
+/// Spins (with the CPU's pause hint, then yielding the core) until `done()`
+/// holds, at most [`SPIN`], then parks until it holds. Whoever makes `done()` true unparks this
 /// thread afterwards (an unpark that comes first makes the next park
 /// return at once), so no wake-up is lost.
 fn wait_until(done: impl Fn() -> bool) {
