@@ -219,9 +219,12 @@ impl std::fmt::Debug for Team {
 
 impl Team {
     /// Multiply-adds per layer step below which a team runs the step on
-    /// the calling thread alone: waking a second core and meeting it at a
-    /// barrier costs about a microsecond, more than such a step gains.
-    pub const MIN_SPLIT_FMAS: usize = 1 << 17;
+    /// the calling thread alone (2^15): waking a second core and meeting it
+    /// at a barrier costs about a microsecond, more than such a step gains.
+    /// Measured on a team of 2 (Intel Xeon, AVX-512): lstm-h128-b1 (2^16
+    /// per step) 3.70 -> 2.80 us per step split; lstm-h64-b1 (2^14) 0.89 ->
+    /// 0.98 and gru-h64-b1 0.63 -> 0.93 if split, so they are not.
+    pub const MIN_SPLIT_FMAS: usize = 1 << 15;
 
     /// Most threads a team may have.
     pub const MAX_THREADS: usize = 256;
