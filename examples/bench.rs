@@ -155,6 +155,21 @@ fn models(shape: &Shape, kernel: &str, weights: WeightFormat) -> Result<(Rnn, Rn
     Ok((model, auto))
 }
 
+/// The memory floor of one step (`floor_ns`: reading the packed recurrent
+/// weights once) with `model`'s ISA, or the auto-dispatched one's when
+/// `model` packs nothing (the reference), and that model's family.
+fn floor(model: &Rnn, auto: &Rnn) -> (f64, KernelFamily) {
+    let m = if model.recurrent_weight_bytes() > 0 {
+        model
+    } else {
+        auto
+    };
+    let ns = median_ns(MIN_SECS, || {
+        std::hint::black_box(m.stream_recurrent_weights());
+    });
+    (ns, m.kernel_family())
+}
+
 /// The host's FMA peak for `family`, measured once per run.
 fn peak_of(family: KernelFamily, peaks: &mut Vec<(KernelFamily, f64)>) -> Result<f64, String> {
     if let Some(p) = peaks.iter().find(|p| p.0 == family) {
@@ -209,16 +224,9 @@ fn run_streams(
         }));
     }
     let (ns, alone_ns) = (median(&mut together), median(&mut alone));
-    let floor_model = if model.recurrent_weight_bytes() > 0 {
-        &model
-    } else {
-        &auto
-    };
-    let floor_ns = median_ns(MIN_SECS, || {
-        std::hint::black_box(floor_model.stream_recurrent_weights());
-    });
+    let (floor_ns, floor_family) = floor(&model, &auto);
     let gflops = shape.flops_per_step() * n as f64 / ns;
-    let peak = peak_of(floor_model.kernel_family(), peaks)?;
+    let peak = peak_of(floor_family, peaks)?;
     let (per, alone_per) = (ns / n as f64, alone_ns / n as f64);
     if json {
         println!(
@@ -291,17 +299,10 @@ fn run_shape(
         });
         (model.kernel_name().to_string(), ns)
     };
-    let floor_model = if model.recurrent_weight_bytes() > 0 {
-        &model
-    } else {
-        &auto
-    };
-    let floor_ns = median_ns(MIN_SECS, || {
-        std::hint::black_box(floor_model.stream_recurrent_weights());
-    });
+    let (floor_ns, floor_family) = floor(&model, &auto);
     let ns_per_step = total_ns / t as f64;
     let gflops = shape.flops_per_step() / ns_per_step;
-    let peak = peak_of(floor_model.kernel_family(), peaks)?;
+    let peak = peak_of(floor_family, peaks)?;
     let family = if kernel == "unfused" {
         "unfused".to_string()
     } else {

@@ -479,66 +479,111 @@ impl Rnn {
         let batch = state.batch;
         self.check_state(state)?;
         check_dims("input", &[batch, cfg.input_size], x.len())?;
-        let (hout, hs) = (cfg.output_size(), cfg.hidden_size);
+        let hout = cfg.output_size();
         // Fits: the state's h holds L*B*Hout floats.
         check_len("output", batch * hout, output.len())?;
-        grow(&mut ws.step_in, batch * hout)?;
-        if let Some(fast) = self.plan.fast() {
-            fast.reserve(cfg, batch, 0, exec.threads(), &mut ws.fast)?;
-            let backwards = state.steps % 2 == 1;
-            for k in 0..cfg.num_layers {
-                if k > 0 {
-                    ws.step_in[..batch * hout]
-                        .copy_from_slice(&state.h[(k - 1) * batch * hout..][..batch * hout]);
-                }
-                let xin: &[f32] = if k == 0 {
-                    x
-                } else {
-                    &ws.step_in[..batch * hout]
-                };
-                let h = &mut state.h[k * batch * hout..(k + 1) * batch * hout];
-                let c: &mut [f32] = if cfg.cell == Cell::Lstm {
-                    &mut state.c[k * batch * hs..(k + 1) * batch * hs]
-                } else {
-                    &mut []
-                };
-                fast.stream(cfg, k, xin, h, c, None, backwards, &mut ws.fast, exec)?;
-            }
-            let last = (cfg.num_layers - 1) * batch * hout;
-            output.copy_from_slice(&state.h[last..][..batch * hout]);
-            state.steps += 1;
-            return Ok(());
-        }
-        for k in 0..cfg.num_layers {
-            let p = reference::StepParams {
-                cfg,
-                acts: cfg.activations[0],
-                w: &self.weights[k],
-            };
-            let in_size = cfg.layer_input_size(k);
-            if k > 0 {
-                // The previous layer's new h is this layer's input.
-                ws.step_in[..batch * hout]
-                    .copy_from_slice(&state.h[(k - 1) * batch * hout..][..batch * hout]);
-            }
-            for b in 0..batch {
-                let xin = if k == 0 {
-                    &x[b * in_size..][..in_size]
-                } else {
-                    &ws.step_in[b * in_size..][..in_size]
-                };
-                let h = &mut state.h[(k * batch + b) * hout..][..hout];
-                let c: &mut [f32] = if cfg.cell == Cell::Lstm {
-                    &mut state.c[(k * batch + b) * hs..][..hs]
-                } else {
-                    &mut []
-                };
-                reference::step(&p, xin, h, c);
-            }
-        }
-        let last = (cfg.num_layers - 1) * batch * hout;
-        output.copy_from_slice(&state.h[last..][..batch * hout]);
+        let backwards = state.steps % 2 == 1;
+        self.step_rows(
+            x,
+            (&mut state.h, &mut state.c),
+            batch,
+            None,
+            backwards,
+            output,
+            ws,
+            exec,
+        )?;
         state.steps += 1;
+        Ok(())
+    }
+
+    /// One streaming step of state rows of a forward model, the fast kernel
+    /// or the reference: `h` `[L, N, Hout]` and `c` `[L, N, H]` hold `N`
+    /// rows per layer; input row `i` of `x` (`[n, I]`) advances state row
+    /// `slots[i]` (`None`: row `i`, `n = N`), and `output` (`[n, Hout]`)
+    /// receives its new last-layer `h`. `backwards` alternates the panel
+    /// walk between steps. Used by [`Rnn::step`] (a state's batch) and
+    /// [`crate::Streams`] (the named streams of a pool); the callers check
+    /// every length and that the slots are distinct rows below `N`.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] if the workspace cannot grow to `n` rows.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn step_rows(
+        &self,
+        x: &[f32],
+        (h, c): (&mut [f32], &mut [f32]),
+        rows: usize,
+        slots: Option<&[usize]>,
+        backwards: bool,
+        output: &mut [f32],
+        ws: &mut Workspace,
+        exec: &mut Exec<'_>,
+    ) -> Result<()> {
+        let cfg = &self.cfg;
+        let (l, hs, hout, inp) = (
+            cfg.num_layers,
+            cfg.hidden_size,
+            cfg.output_size(),
+            cfg.input_size,
+        );
+        let lstm = cfg.cell == Cell::Lstm;
+        let n = slots.map_or(rows, |s| s.len());
+        let slot = |i: usize| slots.map_or(i, |s| s[i]);
+        if let Some(fast) = self.plan.fast() {
+            grow(&mut ws.step_in, n * hout)?;
+            fast.reserve(cfg, n, 0, exec.threads(), &mut ws.fast)?;
+            for k in 0..l {
+                if k > 0 {
+                    // This layer's input: the rows' new h of layer k-1.
+                    for i in 0..n {
+                        ws.step_in[i * hout..(i + 1) * hout]
+                            .copy_from_slice(&h[((k - 1) * rows + slot(i)) * hout..][..hout]);
+                    }
+                }
+                let xin: &[f32] = if k == 0 { x } else { &ws.step_in[..n * hout] };
+                let hk = &mut h[k * rows * hout..(k + 1) * rows * hout];
+                let ck: &mut [f32] = if lstm {
+                    &mut c[k * rows * hs..(k + 1) * rows * hs]
+                } else {
+                    &mut []
+                };
+                fast.stream(cfg, k, xin, hk, ck, slots, backwards, &mut ws.fast, exec)?;
+            }
+        } else {
+            grow(&mut ws.step_in, hout)?;
+            for i in 0..n {
+                let r = slot(i);
+                for k in 0..l {
+                    let p = reference::StepParams {
+                        cfg,
+                        acts: cfg.activations[0],
+                        w: &self.weights[k],
+                    };
+                    if k > 0 {
+                        // The previous layer's new h is this layer's input.
+                        ws.step_in[..hout]
+                            .copy_from_slice(&h[((k - 1) * rows + r) * hout..][..hout]);
+                    }
+                    let xin: &[f32] = if k == 0 {
+                        &x[i * inp..(i + 1) * inp]
+                    } else {
+                        &ws.step_in[..hout]
+                    };
+                    let hk = &mut h[(k * rows + r) * hout..][..hout];
+                    let ck: &mut [f32] = if lstm {
+                        &mut c[(k * rows + r) * hs..][..hs]
+                    } else {
+                        &mut []
+                    };
+                    reference::step(&p, xin, hk, ck);
+                }
+            }
+        }
+        for i in 0..n {
+            output[i * hout..(i + 1) * hout]
+                .copy_from_slice(&h[((l - 1) * rows + slot(i)) * hout..][..hout]);
+        }
         Ok(())
     }
 

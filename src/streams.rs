@@ -7,7 +7,6 @@ use crate::config::Cell;
 use crate::error::{check_dims, check_len, product, Error, Result};
 use crate::kernels::grow;
 use crate::model::Rnn;
-use crate::reference;
 use crate::state::{State, Workspace};
 use crate::team::{Exec, Team};
 
@@ -321,7 +320,7 @@ impl Streams {
                 got: dims.to_vec(),
             });
         }
-        let [l, inp, hs, hout] = self.dims;
+        let [_, inp, _, hout] = self.dims;
         let n = ids.len();
         check_dims("input frames", &[n, inp], x.len())?;
         // Fits: n <= capacity (checked below) and [L, capacity, Hout] fits.
@@ -339,72 +338,16 @@ impl Streams {
         if n == 0 {
             return Ok(());
         }
-        let cap = self.capacity;
-        let slots = &self.slots[..n];
-        let ws = &mut self.ws;
-        if let Some(fast) = model.fast() {
-            grow(&mut ws.step_in, n * hout)?;
-            fast.reserve(cfg, n, 0, exec.threads(), &mut ws.fast)?;
-            let backwards = self.steps % 2 == 1;
-            for k in 0..l {
-                if k > 0 {
-                    // This layer's input: the streams' new h of layer k-1.
-                    for (i, &s) in slots.iter().enumerate() {
-                        ws.step_in[i * hout..(i + 1) * hout]
-                            .copy_from_slice(&self.h[((k - 1) * cap + s) * hout..][..hout]);
-                    }
-                }
-                let xin: &[f32] = if k == 0 { x } else { &ws.step_in[..n * hout] };
-                let h = &mut self.h[k * cap * hout..(k + 1) * cap * hout];
-                let c: &mut [f32] = if self.cell == Cell::Lstm {
-                    &mut self.c[k * cap * hs..(k + 1) * cap * hs]
-                } else {
-                    &mut []
-                };
-                fast.stream(
-                    cfg,
-                    k,
-                    xin,
-                    h,
-                    c,
-                    Some(slots),
-                    backwards,
-                    &mut ws.fast,
-                    exec,
-                )?;
-            }
-        } else {
-            grow(&mut ws.step_in, hout)?;
-            for (i, &s) in slots.iter().enumerate() {
-                for k in 0..l {
-                    let p = reference::StepParams {
-                        cfg,
-                        acts: cfg.activations[0],
-                        w: &model.weights()[k],
-                    };
-                    if k > 0 {
-                        ws.step_in[..hout]
-                            .copy_from_slice(&self.h[((k - 1) * cap + s) * hout..][..hout]);
-                    }
-                    let xin: &[f32] = if k == 0 {
-                        &x[i * inp..(i + 1) * inp]
-                    } else {
-                        &ws.step_in[..hout]
-                    };
-                    let h = &mut self.h[(k * cap + s) * hout..][..hout];
-                    let c: &mut [f32] = if self.cell == Cell::Lstm {
-                        &mut self.c[(k * cap + s) * hs..][..hs]
-                    } else {
-                        &mut []
-                    };
-                    reference::step(&p, xin, h, c);
-                }
-            }
-        }
-        for (i, &s) in slots.iter().enumerate() {
-            output[i * hout..(i + 1) * hout]
-                .copy_from_slice(&self.h[((l - 1) * cap + s) * hout..][..hout]);
-        }
+        model.step_rows(
+            x,
+            (&mut self.h, &mut self.c),
+            self.capacity,
+            Some(&self.slots[..n]),
+            self.steps % 2 == 1,
+            output,
+            &mut self.ws,
+            exec,
+        )?;
         self.steps += 1;
         Ok(())
     }

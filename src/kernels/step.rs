@@ -48,27 +48,24 @@ unsafe fn run_pass<S: Kernel, const DEF: bool>(
         _ => &p.r,
     };
     let plan = TilePlan::new::<S>(rows.len(), panel);
-    let (half_rows, rest) = rows.split_at(plan.halves * S::HALF_ROWS);
+    // Half tiles of HALF_ROWS rows, the last one shorter if the plan says so.
+    let n_half = plan.halves * S::HALF_ROWS;
+    let n_half = if plan.short { rows.len() } else { n_half };
+    let (half_rows, rest) = rows.split_at(n_half);
     let (first, end) = part.range(panel.blocks);
     for i in first..end {
         let blk = if backwards { end - 1 - (i - first) } else { i };
         for ch in chunks(panel.k, plan.kc) {
             for v0 in 0..2 {
-                for r in half_rows.chunks_exact(S::HALF_ROWS) {
+                for r in half_rows.chunks(S::HALF_ROWS) {
                     // SAFETY: forwarded contract; the tile's rows are active
-                    // batch entries.
+                    // batch entries, at most HALF_ROWS of them.
                     unsafe { half_tile::<S, DEF>(s, ctx, pass, blk, v0, b, r, ch) };
                 }
-                if plan.short {
-                    // SAFETY: as above; 3 < rest.len() < HALF_ROWS.
-                    unsafe { short_half_tile::<S, DEF>(s, ctx, pass, blk, v0, b, rest, ch) };
-                }
             }
-            if !plan.short {
-                for r in rest.chunks(S::FULL_ROWS.clamp(1, 3)) {
-                    // SAFETY: as above.
-                    unsafe { whole_tile::<S, DEF>(s, ctx, pass, blk, b, r, ch) };
-                }
+            for r in rest.chunks(S::FULL_ROWS.clamp(1, 3)) {
+                // SAFETY: as above.
+                unsafe { whole_tile::<S, DEF>(s, ctx, pass, blk, b, r, ch) };
             }
         }
     }
@@ -103,10 +100,12 @@ unsafe fn whole_tile<S: Kernel, const DEF: bool>(
     }
 }
 
-/// One half-block tile (vector `v0` of each gate) of `HALF_ROWS` rows.
+/// One half-block tile (vector `v0` of each gate) of `rows`: `HALF_ROWS`
+/// rows, or fewer for the short last tile of a [`TilePlan`] (4 or 5 rows
+/// with AVX-512's 6-row half tiles, 2 with AVX2's 3-row ones).
 ///
 /// # Safety
-/// As for [`step`].
+/// As for [`step`]; `1 <= rows.len() <= S::HALF_ROWS`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn half_tile<S: Kernel, const DEF: bool>(
@@ -119,45 +118,16 @@ unsafe fn half_tile<S: Kernel, const DEF: bool>(
     rows: &[usize],
     ch: Chunk,
 ) {
-    // SAFETY: forwarded contract; `HALF_ROWS` is a constant of the ISA, so
-    // only its own tile size is instantiated.
-    unsafe {
-        match S::HALF_ROWS {
-            6 => tile_at::<S, 6, 1, DEF>(s, ctx, pass, blk, v0, b, rows, ch),
-            3 => tile_at::<S, 3, 1, DEF>(s, ctx, pass, blk, v0, b, rows, ch),
-            2 => tile_at::<S, 2, 1, DEF>(s, ctx, pass, blk, v0, b, rows, ch),
-            _ => tile_at::<S, 1, 1, DEF>(s, ctx, pass, blk, v0, b, rows, ch),
-        }
-    }
-}
-
-/// One half-block tile (vector `v0` of each gate) of the rows left after
-/// the full half tiles, when they are more than one whole tile takes
-/// (see [`TilePlan`]: 4 or 5 rows with AVX-512's 6-row half tiles, 2 with
-/// AVX2's 3-row ones).
-///
-/// # Safety
-/// As for [`step`]; `1 <= rows.len() < S::HALF_ROWS`.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn short_half_tile<S: Kernel, const DEF: bool>(
-    s: S,
-    ctx: &Ctx<'_>,
-    pass: Pass,
-    blk: usize,
-    v0: usize,
-    b: &Bufs,
-    rows: &[usize],
-    ch: Chunk,
-) {
-    // SAFETY: forwarded contract; each arm's row count is below HALF_ROWS
-    // (a constant), so no larger tile than the ISA's half tile is run.
+    // SAFETY: forwarded contract; each arm's row count is at most
+    // HALF_ROWS (a constant of the ISA), so no tile larger than the ISA's
+    // half tile is instantiated.
     unsafe {
         match rows.len() {
-            5 if S::HALF_ROWS > 5 => tile_at::<S, 5, 1, DEF>(s, ctx, pass, blk, v0, b, rows, ch),
-            4 if S::HALF_ROWS > 4 => tile_at::<S, 4, 1, DEF>(s, ctx, pass, blk, v0, b, rows, ch),
-            3 if S::HALF_ROWS > 3 => tile_at::<S, 3, 1, DEF>(s, ctx, pass, blk, v0, b, rows, ch),
-            2 if S::HALF_ROWS > 2 => tile_at::<S, 2, 1, DEF>(s, ctx, pass, blk, v0, b, rows, ch),
+            6 if S::HALF_ROWS >= 6 => tile_at::<S, 6, 1, DEF>(s, ctx, pass, blk, v0, b, rows, ch),
+            5 if S::HALF_ROWS >= 5 => tile_at::<S, 5, 1, DEF>(s, ctx, pass, blk, v0, b, rows, ch),
+            4 if S::HALF_ROWS >= 4 => tile_at::<S, 4, 1, DEF>(s, ctx, pass, blk, v0, b, rows, ch),
+            3 if S::HALF_ROWS >= 3 => tile_at::<S, 3, 1, DEF>(s, ctx, pass, blk, v0, b, rows, ch),
+            2 if S::HALF_ROWS >= 2 => tile_at::<S, 2, 1, DEF>(s, ctx, pass, blk, v0, b, rows, ch),
             _ => tile_at::<S, 1, 1, DEF>(s, ctx, pass, blk, v0, b, rows, ch),
         }
     }
