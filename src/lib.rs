@@ -128,4 +128,4 @@ pub use model::Rnn;
 pub use state::{Layout, Sequence, State, Workspace};
 pub use streams::{StreamId, Streams};
 pub use team::Team;
-pub use weights::{DirectionWeights, WeightFormat};
+pub use weights::{quantize_row_int8, DirectionWeights, WeightFormat};

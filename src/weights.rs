@@ -41,10 +41,19 @@ pub struct DirectionWeights {
 /// range; magnitudes below 6.1e-5 lose precision, below 6e-8 become 0,
 /// above 65504 become infinite).
 ///
+/// [`WeightFormat::Int8`] quarters the bytes: each row of a matrix (one
+/// gate's unit over its inputs; one output of the projection) is stored
+/// as signed 8-bit integers `q` in `-127..=127` with one f32 scale `s`
+/// per row, `w ≈ q * s` (symmetric, see [`quantize_row_int8`]). The
+/// error per weight is at most `s / 2 = max|row| / 254`: relative to the
+/// row's largest weight, not to the weight itself. Compute stays f32 (the
+/// activations are not quantized); the kernels apply `s` once per output
+/// after the row's product, the reference multiplies each weight.
+///
 /// Measured on the project's Zen 4 machine (README), batch 1: with
 /// AVX-512 bf16 makes a step 1.5-1.9x faster and f16 1.0-1.4x; with AVX2
 /// (H = 1024) 1.3-1.5x. Batches are no faster (AVX-512) or slower (AVX2):
-/// keep f32 for them.
+/// keep f32 for them. int8: see the README's tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum WeightFormat {
     /// 32-bit floats, as given.
@@ -54,19 +63,28 @@ pub enum WeightFormat {
     F16,
     /// bfloat16, the high half of an f32 (widened by a 16-bit shift).
     Bf16,
+    /// Signed 8-bit integers with one f32 scale per matrix row (weights
+    /// only: states and arithmetic stay f32).
+    Int8,
 }
 
 impl WeightFormat {
     /// Every format.
-    pub const ALL: &'static [WeightFormat] =
-        &[WeightFormat::F32, WeightFormat::F16, WeightFormat::Bf16];
+    pub const ALL: &'static [WeightFormat] = &[
+        WeightFormat::F32,
+        WeightFormat::F16,
+        WeightFormat::Bf16,
+        WeightFormat::Int8,
+    ];
 
-    /// `"f32"`, `"f16"` or `"bf16"` (as in kernel names and tool flags).
+    /// `"f32"`, `"f16"`, `"bf16"` or `"int8"` (as in kernel names and tool
+    /// flags).
     pub fn name(self) -> &'static str {
         match self {
             WeightFormat::F32 => "f32",
             WeightFormat::F16 => "f16",
             WeightFormat::Bf16 => "bf16",
+            WeightFormat::Int8 => "int8",
         }
     }
 
@@ -87,23 +105,93 @@ impl WeightFormat {
             })
     }
 
-    /// Bytes per stored weight.
+    /// Bytes per stored weight (int8: plus one f32 scale per row).
     pub fn bytes(self) -> usize {
         match self {
             WeightFormat::F32 => 4,
             WeightFormat::F16 | WeightFormat::Bf16 => 2,
+            WeightFormat::Int8 => 1,
         }
     }
 
     /// `x` rounded to the format and widened back to f32 (exactly what a
-    /// kernel loads).
+    /// kernel loads). [`WeightFormat::Int8`] needs the whole row for its
+    /// scale, so a lone value is returned unchanged: use
+    /// [`quantize_row_int8`] or [`DirectionWeights::rounded`].
     pub fn round(self, x: f32) -> f32 {
         match self {
-            WeightFormat::F32 => x,
+            WeightFormat::F32 | WeightFormat::Int8 => x,
             WeightFormat::F16 => half::f16::from_f32(x).to_f32(),
             WeightFormat::Bf16 => half::bf16::from_f32(x).to_f32(),
         }
     }
+}
+
+/// Rows whose largest magnitude is below this are stored as zeros (scale
+/// 0): a scale that small would be subnormal and lose the exactness below.
+const INT8_TINY: f32 = 1e-30;
+
+/// Quantizes one matrix row to int8: writes `q[i] = round(row[i] / s)` in
+/// `-127..=127` and returns the scale `s`, so that `q[i] * s` (computed in
+/// f32, exact) is the stored weight.
+///
+/// `s` is `max|row| / 127` rounded up to 16 significant bits, so `127 * s`
+/// and every `q * s` are exact f32 products and quantizing the stored
+/// weights again gives the same `q` and `s` (idempotent: a model rounded
+/// to int8 and packed again is unchanged). Error per weight: at most
+/// `s / 2`. A row of zeros, or whose largest magnitude is below 1e-30,
+/// gets `s = 0` and zeros; a row holding an infinity or NaN gets
+/// `s = NaN` (so its outputs are NaN, as an f32 model's would be, or
+/// nearly: an infinite weight times a zero input is NaN here).
+///
+/// # Panics
+/// Never; `q` shorter than `row` leaves the rest of `row` unquantized and
+/// a longer `q` keeps its tail (callers pass equal lengths).
+pub fn quantize_row_int8(row: &[f32], q: &mut [i8]) -> f32 {
+    let max = row.iter().fold(0.0f32, |m, &x| {
+        if x.is_nan() || m.is_nan() {
+            f32::NAN
+        } else {
+            m.max(x.abs())
+        }
+    });
+    let scale = if !max.is_finite() {
+        f32::NAN
+    } else if max < INT8_TINY {
+        0.0
+    } else {
+        // Keep 16 significant bits (clear the low 8 of 23 fraction bits),
+        // rounding up so that |x| / s <= 127; down if 127 * s would
+        // overflow.
+        let raw = (max / 127.0).to_bits();
+        let up = f32::from_bits((raw + 0xff) & !0xff);
+        if (127.0 * up).is_finite() {
+            up
+        } else {
+            f32::from_bits(raw & !0xff)
+        }
+    };
+    for (o, &x) in q.iter_mut().zip(row) {
+        *o = if scale.is_finite() && scale > 0.0 {
+            // `as` saturates; the clamp keeps -128 out.
+            (x / scale).round_ties_even().clamp(-127.0, 127.0) as i8
+        } else {
+            0
+        };
+    }
+    scale
+}
+
+/// `v` (rows of `cols` values) with each row quantized to int8 and
+/// widened back (`q * s`).
+fn int8_rows(v: &[f32], cols: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut q = vec![0i8; cols];
+    for row in v.chunks(cols.max(1)) {
+        let s = quantize_row_int8(row, &mut q);
+        out.extend(q.iter().take(row.len()).map(|&qi| f32::from(qi) * s));
+    }
+    out
 }
 
 fn check(what: &str, v: &[f32], dims: &[usize]) -> Result<()> {
@@ -121,16 +209,32 @@ fn check(what: &str, v: &[f32], dims: &[usize]) -> Result<()> {
 
 impl DirectionWeights {
     /// These weights with the matrices (`w`, `r`, `proj`) rounded to
-    /// `format`; biases and peepholes unchanged.
+    /// `format`; biases and peepholes unchanged. For
+    /// [`WeightFormat::Int8`] each row (`G*H` rows of `w` and `r`, `Hout`
+    /// rows of `proj`, their lengths taken from the bias length: validate
+    /// first) is quantized with [`quantize_row_int8`] and widened back.
     pub fn rounded(&self, format: WeightFormat) -> DirectionWeights {
         let r = |v: &Vec<f32>| v.iter().map(|&x| format.round(x)).collect::<Vec<f32>>();
+        let (w, rr, proj) = if format == WeightFormat::Int8 {
+            let gh = self.wb.len().max(1);
+            let hout = self.r.len() / gh;
+            (
+                int8_rows(&self.w, self.w.len() / gh),
+                int8_rows(&self.r, hout),
+                self.proj
+                    .as_ref()
+                    .map(|p| int8_rows(p, p.len() / hout.max(1))),
+            )
+        } else {
+            (r(&self.w), r(&self.r), self.proj.as_ref().map(r))
+        };
         DirectionWeights {
-            w: r(&self.w),
-            r: r(&self.r),
+            w,
+            r: rr,
             wb: self.wb.clone(),
             rb: self.rb.clone(),
             peepholes: self.peepholes.clone(),
-            proj: self.proj.as_ref().map(r),
+            proj,
         }
     }
 

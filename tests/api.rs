@@ -150,10 +150,11 @@ fn empty_sequences_and_batches() {
     assert!(y.is_empty());
 }
 
-/// 16-bit weight storage: the matrices are rounded once, every kernel (the
-/// reference included) computes with the rounded values, kernel names say
-/// the format, and the model stays close to the f32 one (bf16 keeps 8
-/// significant bits: outputs here move by less than 2e-2).
+/// 16-bit and int8 weight storage: the matrices are rounded once, every
+/// kernel (the reference included) computes with the rounded values,
+/// kernel names say the format, and the model stays close to the f32 one
+/// (bf16 keeps 8 significant bits, int8 a step of max|row|/127: outputs
+/// here move by less than 2e-2).
 #[test]
 fn weight_formats_round_once_and_name_the_kernel() {
     use fusedrnn::WeightFormat;
@@ -163,12 +164,27 @@ fn weight_formats_round_once_and_name_the_kernel() {
     let x = Rng(21).vec(tl * b * i, 1.0);
     let seq = Sequence::new(&x, tl, b);
     let (y32, _) = f32_model.forward(&seq, None).unwrap();
-    for fmt in [WeightFormat::F16, WeightFormat::Bf16] {
+    for fmt in [WeightFormat::F16, WeightFormat::Bf16, WeightFormat::Int8] {
         let m = f32_model.clone().with_weight_format(fmt).unwrap();
         assert_eq!(m.weight_format(), fmt);
         // The stored matrices are the rounded ones, biases untouched.
         let (w0, r0) = (&f32_model.weights()[0], &m.weights()[0]);
-        assert!(r0.w.iter().zip(&w0.w).all(|(&a, &b)| a == fmt.round(b)));
+        if fmt == WeightFormat::Int8 {
+            // Row by row: q * s with q in -127..=127, error <= s / 2.
+            let cols = w0.w.len() / w0.wb.len();
+            let mut q = vec![0i8; cols];
+            for (rq, r) in r0.w.chunks(cols).zip(w0.w.chunks(cols)) {
+                let s = fusedrnn::quantize_row_int8(r, &mut q);
+                let max = r.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+                assert!(s >= max / 127.0 && s <= max / 127.0 * (1.0 + 1e-4));
+                for ((&a, &b), &qi) in rq.iter().zip(r).zip(&q) {
+                    assert_eq!(a, f32::from(qi) * s);
+                    assert!((a - b).abs() <= s / 2.0);
+                }
+            }
+        } else {
+            assert!(r0.w.iter().zip(&w0.w).all(|(&a, &b)| a == fmt.round(b)));
+        }
         assert_eq!(r0.wb, w0.wb);
         assert!(r0.w != w0.w, "{fmt:?} rounding changed nothing");
         // Rounding again to the same format is a no-op; to another, an error.
@@ -194,14 +210,18 @@ fn weight_formats_round_once_and_name_the_kernel() {
             let k = m.clone().with_kernel(fam).unwrap();
             if fam != fusedrnn::KernelFamily::Reference {
                 assert!(k.kernel_name().contains(fmt.name()), "{}", k.kernel_name());
-                assert_eq!(
-                    k.recurrent_weight_bytes() * 2,
-                    f32_model
-                        .clone()
-                        .with_kernel(fam)
-                        .unwrap()
-                        .recurrent_weight_bytes()
-                );
+                let f32_bytes = f32_model
+                    .clone()
+                    .with_kernel(fam)
+                    .unwrap()
+                    .recurrent_weight_bytes();
+                if fmt == WeightFormat::Int8 {
+                    // A quarter, plus one f32 scale per (padded) row.
+                    let b = k.recurrent_weight_bytes();
+                    assert!(b * 4 > f32_bytes && b * 3 < f32_bytes, "{b} vs {f32_bytes}");
+                } else {
+                    assert_eq!(k.recurrent_weight_bytes() * 2, f32_bytes);
+                }
             }
             let (y, _) = k.forward(&seq, None).unwrap();
             for (a, r) in y.iter().zip(&yr) {
@@ -222,5 +242,6 @@ fn weight_formats_round_once_and_name_the_kernel() {
         );
     }
     assert_eq!(WeightFormat::from_name("bf16").unwrap(), WeightFormat::Bf16);
-    assert!(WeightFormat::from_name("int8").is_err());
+    assert_eq!(WeightFormat::from_name("int8").unwrap(), WeightFormat::Int8);
+    assert!(WeightFormat::from_name("int4").is_err());
 }

@@ -80,7 +80,8 @@ fn case() -> impl Strategy<Value = Case> {
         prop_oneof![
             2 => Just(WeightFormat::F32),
             1 => Just(WeightFormat::F16),
-            1 => Just(WeightFormat::Bf16)
+            1 => Just(WeightFormat::Bf16),
+            1 => Just(WeightFormat::Int8)
         ],
     )
         .prop_map(

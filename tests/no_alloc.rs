@@ -80,7 +80,7 @@ fn run_and_step_do_not_allocate() {
             fusedrnn::WeightFormat::F32,
             fusedrnn::WeightFormat::Bf16,
             fusedrnn::WeightFormat::F16,
-            fusedrnn::WeightFormat::F32,
+            fusedrnn::WeightFormat::Int8,
         ]) {
             let m = model(cell, layers, dir, proj)
                 .with_weight_format(fmt)
@@ -128,9 +128,15 @@ fn streams_and_team_do_not_allocate() {
         .into_iter()
         .filter(|f| *f != KernelFamily::Reference)
     {
-        for (cell, layers, proj) in [(Cell::Lstm, 2, 16), (Cell::Gru, 1, 0), (Cell::Lstm, 1, 0)] {
+        for (cell, layers, proj, fmt) in [
+            (Cell::Lstm, 2, 16, fusedrnn::WeightFormat::F32),
+            (Cell::Gru, 1, 0, fusedrnn::WeightFormat::Int8),
+            (Cell::Lstm, 1, 0, fusedrnn::WeightFormat::F32),
+            (Cell::Lstm, 2, 16, fusedrnn::WeightFormat::Int8),
+        ] {
             let m = model(cell, layers, Direction::Forward, proj)
-                .with_kernel(family)
+                .with_weight_format(fmt)
+                .and_then(|m| m.with_kernel(family))
                 .unwrap();
             let hout = m.config().output_size();
             let mut pool = Streams::new(&m, 8).unwrap();

@@ -107,6 +107,36 @@ impl Elem for F16 {
     }
 }
 
+/// Panel rows per chunk of a multi-tile pass over `p` (see `TilePlan`):
+/// [`Kernel::CHUNK_BYTES`] of the panel's blocks, counted in f32 for the
+/// f32 and 16-bit formats (as tuned) and in bytes for int8 (the same bytes
+/// cover four times the rows; int8 sums are scaled once per chunk).
+#[inline(always)]
+pub(crate) fn chunk_rows<S: Kernel>(p: &Panels) -> usize {
+    let elem = if p.format() == WeightFormat::Int8 {
+        1
+    } else {
+        4
+    };
+    (S::CHUNK_BYTES / (elem * p.g * p.nr)).max(1)
+}
+
+/// A signed 8-bit panel element (int8 panels; the row's scale is applied
+/// by [`dot_panel`] after the product).
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub(crate) struct I8(#[allow(dead_code)] i8);
+
+impl Elem for I8 {
+    /// # Safety
+    /// The contract of [`Elem::load_v`].
+    #[inline(always)]
+    unsafe fn load_v<S: Simd>(s: S, gate: *const I8, v: usize) -> S::V {
+        // SAFETY: forwarded contract; I8 is a transparent i8; v < 2.
+        unsafe { s.load_i8(gate.add(v * S::LANES).cast()) }
+    }
+}
+
 /// [`Kernel::dot_k`] over block `blk` of `p` (from vector `v0` of each
 /// gate), in the panel's storage format: the format is matched once per
 /// call, outside the product loop.
@@ -138,6 +168,41 @@ pub(crate) unsafe fn dot_panel<S: Kernel, const G: usize, const MB: usize, const
             }
             WeightFormat::F16 => {
                 s.dot_k::<F16, G, MB, NV>(p.ptr::<F16>().add(at), v0, k0, k1, rows, acc)
+            }
+            WeightFormat::Int8 => {
+                // Integer weights summed unscaled, then each output's sum
+                // times its row's scale: once per segment of `chunk_rows`
+                // panel rows (not per weight). The segments are the chunks
+                // a multi-tile pass walks (`TilePlan`), so a row's sums are
+                // bit-identical however many rows share the pass (a
+                // stream alone or in a batch, one thread or a team).
+                let seg = if S::CHUNK_BYTES == 0 {
+                    usize::MAX
+                } else {
+                    chunk_rows::<S>(p)
+                };
+                let sc = p.scales_at(blk);
+                let mut acc = acc;
+                let mut a = k0;
+                while a < k1 {
+                    let b = (a / seg).saturating_add(1).saturating_mul(seg).min(k1);
+                    let zero = [[[s.zero(); NV]; G]; MB];
+                    // k0 <= a < b <= k1: inside the forwarded contract.
+                    let sums =
+                        s.dot_k::<I8, G, MB, NV>(p.ptr::<I8>().add(at), v0, a, b, rows, zero);
+                    for g in 0..G {
+                        for v in 0..NV {
+                            // `sc` holds G * NR = G * 2 * LANES scales and
+                            // v0 + v < 2: the LANES read are inside.
+                            let scale = s.load(sc.add(g * 2 * S::LANES + (v0 + v) * S::LANES));
+                            for m in 0..MB {
+                                acc[m][g][v] = s.mul_add(sums[m][g][v], scale, acc[m][g][v]);
+                            }
+                        }
+                    }
+                    a = b;
+                }
+                acc
             }
         }
     }

@@ -51,10 +51,13 @@ impl std::fmt::Debug for AlignedBuf {
 }
 
 /// Gate-interleaved panels of one weight matrix, packed for one `NR`, in
-/// f32 or a 16-bit storage format.
+/// f32, a 16-bit storage format or int8 with per-row scales.
 #[derive(Clone, Debug)]
 pub(crate) struct Panels {
     data: AlignedBuf,
+    /// Int8: the scale of each gate's unit (row of the canonical matrix),
+    /// `[blocks][g][nr]`, 0 past `H`; empty for the other formats.
+    scales: AlignedBuf,
     format: WeightFormat,
     /// Gates per block.
     pub(crate) g: usize,
@@ -92,6 +95,7 @@ impl Panels {
             }
         }
         let mut data = AlignedBuf::zeroed((elems * format.bytes()).div_ceil(4));
+        let mut scales = AlignedBuf::zeroed(0);
         match format {
             WeightFormat::F32 => data.as_mut_slice().copy_from_slice(&vals),
             WeightFormat::F16 => {
@@ -111,9 +115,33 @@ impl Panels {
                     }
                 }
             }
+            WeightFormat::Int8 => {
+                // Each (gate, unit) row over k quantized on its own; the
+                // values keep the f32 layout, one byte each.
+                scales = AlignedBuf::zeroed(blocks * g * nr);
+                let d: &mut [i8] = bytemuck::cast_slice_mut(data.as_mut_slice());
+                let sc = scales.as_mut_slice();
+                let (mut row, mut q) = (vec![0.0f32; k], vec![0i8; k]);
+                for b in 0..blocks {
+                    for gate in 0..g {
+                        for u in 0..nr.min(h - b * nr) {
+                            let at = |kk: usize| ((b * k + kk) * g + gate) * nr + u;
+                            for (kk, r) in row.iter_mut().enumerate() {
+                                *r = vals[at(kk)];
+                            }
+                            sc[(b * g + gate) * nr + u] =
+                                crate::weights::quantize_row_int8(&row, &mut q);
+                            for (kk, &qi) in q.iter().enumerate() {
+                                d[at(kk)] = qi;
+                            }
+                        }
+                    }
+                }
+            }
         }
         Panels {
             data,
+            scales,
             format,
             g,
             k,
@@ -138,6 +166,17 @@ impl Panels {
         self.data.as_slice().as_ptr().cast()
     }
 
+    /// Int8: the scales of block `blk`, `[g][nr]`.
+    ///
+    /// # Safety
+    /// The panels are int8 and `blk < blocks`.
+    pub(crate) unsafe fn scales_at(&self, blk: usize) -> *const f32 {
+        debug_assert!(self.format == WeightFormat::Int8 && blk < self.blocks);
+        // SAFETY: int8 panels hold blocks * g * nr scales (see `pack`) and
+        // blk < blocks (the caller's contract).
+        unsafe { self.scales.as_slice().as_ptr().add(blk * self.g * self.nr) }
+    }
+
     /// The packed storage viewed as f32 words (16-bit formats: two elements
     /// a word), for streaming its bytes once.
     #[cfg(feature = "testing")]
@@ -145,9 +184,9 @@ impl Panels {
         self.data.as_slice()
     }
 
-    /// Bytes of packed weights.
+    /// Bytes of packed weights (int8: with the scales).
     pub(crate) fn bytes(&self) -> usize {
-        self.blocks * self.block_len() * self.format.bytes()
+        self.blocks * self.block_len() * self.format.bytes() + 4 * self.scales.as_slice().len()
     }
 }
 

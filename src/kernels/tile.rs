@@ -293,7 +293,7 @@ impl TilePlan {
         let kc = if tiles <= 1 || S::CHUNK_BYTES == 0 {
             p.k.max(1)
         } else {
-            (S::CHUNK_BYTES / (4 * p.g * p.nr)).max(1)
+            super::dot::chunk_rows::<S>(p)
         };
         TilePlan { halves, short, kc }
     }

@@ -44,6 +44,11 @@ pub(crate) trait Simd: Copy {
     /// # Safety
     /// `p` must be valid for reading `LANES` u16 (no alignment required).
     unsafe fn load_f16(self, p: *const u16) -> Self::V;
+    /// Loads `LANES` signed 8-bit integers converted to f32, exactly.
+    ///
+    /// # Safety
+    /// `p` must be valid for reading `LANES` i8 (no alignment required).
+    unsafe fn load_i8(self, p: *const i8) -> Self::V;
     /// Stores `LANES` floats.
     ///
     /// # Safety

@@ -70,6 +70,14 @@ impl Simd for Portable {
         v.map(|b| half::f16::from_bits(b).to_f32())
     }
     /// # Safety
+    /// The contract of [`Simd::load_i8`].
+    #[inline(always)]
+    unsafe fn load_i8(self, p: *const i8) -> [f32; 8] {
+        // SAFETY: the caller guarantees 8 readable i8 at `p`.
+        let v = unsafe { std::ptr::read_unaligned(p as *const [i8; 8]) };
+        v.map(f32::from)
+    }
+    /// # Safety
     /// The contract of [`Simd::store`].
     #[inline(always)]
     unsafe fn store(self, p: *mut f32, v: [f32; 8]) {
@@ -163,6 +171,13 @@ impl Simd for Scalar {
     unsafe fn load_f16(self, p: *const u16) -> f32 {
         // SAFETY: the caller guarantees one readable u16 at `p`.
         half::f16::from_bits(unsafe { p.read_unaligned() }).to_f32()
+    }
+    /// # Safety
+    /// The contract of [`Simd::load_i8`].
+    #[inline(always)]
+    unsafe fn load_i8(self, p: *const i8) -> f32 {
+        // SAFETY: the caller guarantees one readable i8 at `p`.
+        f32::from(unsafe { p.read() })
     }
     /// # Safety
     /// The contract of [`Simd::store`].

@@ -69,6 +69,14 @@ impl Simd for Avx2 {
         unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i)) }
     }
     /// # Safety
+    /// The contract of [`Simd::load_i8`].
+    #[inline(always)]
+    unsafe fn load_i8(self, p: *const i8) -> __m256 {
+        // SAFETY: the caller guarantees 8 readable i8 (8 bytes, one 64-bit
+        // load); the token proves AVX2.
+        unsafe { _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p as *const __m128i))) }
+    }
+    /// # Safety
     /// The contract of [`Simd::store`].
     #[inline(always)]
     unsafe fn store(self, p: *mut f32, v: __m256) {

@@ -63,6 +63,14 @@ impl Simd for Avx512 {
         unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i)) }
     }
     /// # Safety
+    /// The contract of [`Simd::load_i8`].
+    #[inline(always)]
+    unsafe fn load_i8(self, p: *const i8) -> __m512 {
+        // SAFETY: the caller guarantees 16 readable i8 (16 bytes); the
+        // token proves AVX-512F (vpmovsxbd zmm, vcvtdq2ps zmm).
+        unsafe { _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(p as *const __m128i))) }
+    }
+    /// # Safety
     /// The contract of [`Simd::store`].
     #[inline(always)]
     unsafe fn store(self, p: *mut f32, v: __m512) {
