@@ -1,13 +1,19 @@
 //! Per-step latency of a kernel on a standard shape, without criterion.
 //!
 //! ```text
-//! cargo run --release --example bench -- --shape NAME|all [--kernel FAMILY|auto|unfused] [--weights f32|f16|bf16] [--threads N] [--json]
+//! cargo run --release --example bench -- --shape NAME|all [--kernel FAMILY|auto|unfused] [--weights f32|f16|bf16|int8] [--threads N] [--json]
 //! cargo run --release --example bench -- --list-kernels
 //! cargo run --release --example bench -- --peak
 //! cargo run --release --example bench -- --shape NAME|all --decay [--kernel F] [--json]
 //! cargo run --release --example bench -- --scaling [--kernel F] [--weights W] [--json]
 //! cargo run --release --example bench -- --shape S --streams N [--threads T] [--kernel F] [--weights W] [--json]
+//! cargo run --release --example bench -- --shape NAME|all --accuracy [--kernel F] [--weights W] [--json]
 //! ```
+//!
+//! `--accuracy` prints how far each rounded weight format (f16, bf16,
+//! int8; or only `--weights W`) moves the shape's outputs from the f32
+//! model's: 100 steps on the standard input, `max_abs_diff` and
+//! `mean_abs_diff` over all outputs (`fusedrnn::shapes::format_error`).
 //!
 //! `--threads N` runs the shape on a `fusedrnn::Team` of N threads (each
 //! layer step split by hidden units; N = 1 is the plain single-threaded
@@ -31,7 +37,7 @@
 //! time, measured in the same run, to read the shape's packed recurrent
 //! weights once with the same ISA (the auto-dispatched one for `unfused`
 //! and `reference`), in the same weight format. `gflops` counts the input
-//! and recurrent products. `--weights f16|bf16` rounds the model's weight
+//! and recurrent products. `--weights f16|bf16|int8` rounds the model's weight
 //! matrices to that format (`Rnn::with_weight_format`). `peak_gflops` is
 //! the host's FMA peak for the kernel's ISA (register-only FMA chains,
 //! `fusedrnn::shapes::fma_peak_gflops`), measured once per run; `--peak`
@@ -52,6 +58,47 @@ use fusedrnn::{KernelFamily, Rnn, Sequence, Streams, Team, WeightFormat, Workspa
 
 /// The minimum time per measurement.
 const MIN_SECS: f64 = 0.3;
+
+/// `--accuracy`: each format's output error against the f32 model.
+fn run_accuracy(
+    shape: &Shape,
+    kernel: &str,
+    only: Option<WeightFormat>,
+    json: bool,
+) -> Result<(), String> {
+    let family = match kernel {
+        "auto" => KernelFamily::auto().map_err(|e| e.to_string())?,
+        k => KernelFamily::from_name(k).map_err(|e| e.to_string())?,
+    };
+    let formats: Vec<WeightFormat> = match only {
+        Some(f) => vec![f],
+        None => WeightFormat::ALL
+            .iter()
+            .copied()
+            .filter(|&f| f != WeightFormat::F32)
+            .collect(),
+    };
+    for fmt in formats {
+        let (max, mean) =
+            fusedrnn::shapes::format_error(shape, fmt, family).map_err(|e| e.to_string())?;
+        if json {
+            println!(
+                "{{\"shape\": \"{}\", \"kernel\": \"{}\", \"weights\": \"{}\", \"steps\": 100, \"max_abs_diff\": {max:.3e}, \"mean_abs_diff\": {mean:.3e}}}",
+                shape.name,
+                family.name(),
+                fmt.name()
+            );
+        } else {
+            println!(
+                "{:<16} {:<5} against f32 over 100 steps: max |diff| {max:.2e}, mean {mean:.2e} ({})",
+                shape.name,
+                fmt.name(),
+                family.name()
+            );
+        }
+    }
+    Ok(())
+}
 
 /// `--decay`: the zero-bias model on zero input from tiny states, against
 /// the same model on the standard input, interleaved rounds.
@@ -134,7 +181,7 @@ fn scaling_shapes() -> Vec<Shape> {
 
 fn usage(msg: &str) -> ExitCode {
     eprintln!("bench: {msg}");
-    eprintln!("usage: bench --shape NAME|all [--kernel FAMILY|auto|unfused] [--weights f32|f16|bf16] [--threads N] [--streams N] [--decay] [--json]");
+    eprintln!("usage: bench --shape NAME|all [--kernel FAMILY|auto|unfused] [--weights f32|f16|bf16|int8] [--threads N] [--streams N] [--decay] [--accuracy] [--json]");
     ExitCode::from(2)
 }
 
@@ -333,7 +380,7 @@ fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let (mut shapes, mut kernel, mut json) = (Vec::new(), "auto".to_string(), false);
     let mut weights = WeightFormat::F32;
-    let mut decay = false;
+    let (mut decay, mut accuracy, mut weights_given) = (false, false, false);
     let (mut threads, mut streams) = (1usize, 0usize);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -365,7 +412,10 @@ fn main() -> ExitCode {
                 None => return usage("--kernel needs a name"),
             },
             "--weights" => match args.next().map(|w| WeightFormat::from_name(&w)) {
-                Some(Ok(w)) => weights = w,
+                Some(Ok(w)) => {
+                    weights = w;
+                    weights_given = true;
+                }
                 Some(Err(e)) => return usage(&e.to_string()),
                 None => return usage("--weights needs a type"),
             },
@@ -380,6 +430,7 @@ fn main() -> ExitCode {
             "--json" => json = true,
             "--scaling" => shapes.extend(scaling_shapes()),
             "--decay" => decay = true,
+            "--accuracy" => accuracy = true,
             other => return usage(&format!("unknown argument {other}")),
         }
     }
@@ -396,7 +447,9 @@ fn main() -> ExitCode {
         },
     };
     for s in &shapes {
-        let r = if decay {
+        let r = if accuracy {
+            run_accuracy(s, &kernel, weights_given.then_some(weights), json)
+        } else if decay {
             run_decay(s, &kernel, json)
         } else if streams > 0 {
             run_streams(

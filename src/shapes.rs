@@ -114,6 +114,47 @@ impl Shape {
     }
 }
 
+/// How far a weight format moves a shape's outputs: the shape's model (its
+/// cell, H = I, batch B) run for 100 steps on [`Shape::input`] from zero
+/// states, in `format` and in f32, both on `family`; returns the max and
+/// the mean of `|y_format - y_f32|` over every output (`[100, B, H]`).
+/// (The f32 fast kernels are within ~1e-6 of the scalar reference here, so
+/// this is the format's own error.) A `-step` shape is measured as 100
+/// steps of its model.
+///
+/// # Errors
+/// [`Error::KernelUnavailable`] if this host cannot run `family`.
+pub fn format_error(
+    shape: &Shape,
+    format: crate::WeightFormat,
+    family: crate::KernelFamily,
+) -> Result<(f32, f32)> {
+    let seq_shape = Shape {
+        steps: 100,
+        streaming: false,
+        ..*shape
+    };
+    let x = seq_shape.input();
+    let run = |m: Rnn| -> Result<Vec<f32>> {
+        let seq = crate::Sequence::new(&x, seq_shape.steps, seq_shape.batch);
+        Ok(m.forward(&seq, None)?.0)
+    };
+    let base = shape.model().with_kernel(family)?;
+    let y32 = run(base.clone())?;
+    let y = run(base.with_weight_format(format)?)?;
+    let (mut max, mut sum) = (0.0f32, 0.0f64);
+    for (a, b) in y.iter().zip(&y32) {
+        let d = (a - b).abs();
+        max = if d.is_nan() {
+            f32::INFINITY
+        } else {
+            max.max(d)
+        };
+        sum += f64::from(d);
+    }
+    Ok((max, (sum / y.len().max(1) as f64) as f32))
+}
+
 /// The host's FMA peak for one kernel family's ISA, in GFLOP/s of one core:
 /// twelve independent chains of vector FMAs kept in registers (no memory
 /// traffic), the best of 7 timed runs of about 0.8 GFLOP each at 16 lanes.

@@ -114,6 +114,15 @@ impl Classifier {
         Ok(c)
     }
 
+    /// The same classifier with its RNN's weight matrices in `format`
+    /// (the linear head stays f32).
+    pub fn with_weights(&self, format: fusedrnn::WeightFormat) -> Res<Classifier> {
+        let mut c = self.clone();
+        c.rnn = c.rnn.with_weight_format(format)?;
+        c.ws = Workspace::new();
+        Ok(c)
+    }
+
     /// Number of classes (logits per sample).
     pub fn classes(&self) -> usize {
         self.fc_b.len()
