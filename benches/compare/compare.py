@@ -55,12 +55,21 @@ SHAPES = [
     ("lstm-h512-step", "lstm", 512, 1, 1, True),
 ]
 
-FUSED = ["fusedrnn", "fusedrnn-bf16"]
+FUSED = ["fusedrnn", "fusedrnn-bf16", "fusedrnn-int8"]
 PEERS = ["onnxruntime", "openvino", "pytorch"]
+# Peers with int8 weights (dynamic quantization: activations quantized per
+# call, integer products): ONNX Runtime's DynamicQuantizeLSTM (LSTM only;
+# quantize_dynamic leaves a GRU node in f32) and PyTorch's dynamically
+# quantized nn.LSTM / nn.GRU. Not counted as the "fastest peer" of the f32
+# table; compared with fusedrnn int8 in the int8 table.
+INT8_PEERS = ["onnxruntime-int8", "pytorch-int8"]
 RUST_PEERS = ["tract"]
 LABEL = {
     "fusedrnn": "fusedrnn f32",
     "fusedrnn-bf16": "fusedrnn bf16",
+    "fusedrnn-int8": "fusedrnn int8",
+    "onnxruntime-int8": "ONNX Runtime int8",
+    "pytorch-int8": "PyTorch int8",
     "onnxruntime": "ONNX Runtime",
     "openvino": "OpenVINO",
     "pytorch": "PyTorch",
@@ -242,7 +251,7 @@ class OpenVino:
 
 
 class Torch:
-    def __init__(self, cell, h, w, threads):
+    def __init__(self, cell, h, w, threads, int8=False):
         import torch
 
         torch.set_num_threads(threads)
@@ -251,6 +260,15 @@ class Torch:
         self.m = cls(h, h).eval()
         sd = {k: torch.from_numpy(w[k]) for k in self.m.state_dict()}
         self.m.load_state_dict(sd)
+        if int8:
+            # Dynamic quantization replaces child modules: wrap, then unwrap.
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.m = torch.ao.quantization.quantize_dynamic(
+                    torch.nn.Sequential(self.m), {cls}, dtype=torch.qint8
+                )[0]
         self.x = torch.from_numpy(w["x"])
         h0 = torch.from_numpy(w["h0"])
         self.s = (h0, torch.from_numpy(w["c0"])) if cell == "lstm" else h0
@@ -281,6 +299,18 @@ class RustPeer:
 
     def time(self, seconds):
         return json.loads(self.worker.ask(f"time {self.key} {seconds}"))["ns_per_call"]
+
+
+def ort_int8(onnx_path):
+    """The model quantized by ONNX Runtime's own tool (LSTM -> DynamicQuantizeLSTM)."""
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    out = onnx_path.replace(".onnx", ".int8.onnx")
+    logging.getLogger().setLevel(logging.ERROR)
+    quantize_dynamic(onnx_path, out, weight_type=QuantType.QInt8, op_types_to_quantize=["LSTM"])
+    return out
 
 
 # ---------------------------------------------------------------- a phase
@@ -329,19 +359,24 @@ def phase(args):
         if cell == "lstm":
             feeds["initial_c"] = w["c0"]
         sys_ = {}
-        for key, fmt in (("fusedrnn", "f32"), ("fusedrnn-bf16", "bf16")):
+        for key, fmt in (("fusedrnn", "f32"), ("fusedrnn-bf16", "bf16"), ("fusedrnn-int8", "int8")):
             sys_[key] = Fused(worker, f"{name}/{fmt}", st, cell, b, t, streaming, fmt)
         sys_["onnxruntime"] = OnnxRuntime(onnx_path, feeds, threads)
         sys_["openvino"] = OpenVino(onnx_path, feeds, threads)
         sys_["pytorch"] = Torch(cell, h, w, threads)
+        if cell == "lstm":
+            sys_["onnxruntime-int8"] = OnnxRuntime(ort_int8(onnx_path), feeds, threads)
+        sys_["pytorch-int8"] = Torch(cell, h, w, threads, int8=True)
         if rust:
             fp = os.path.join(work, name + ".feeds.safetensors")
             save_file(feeds, fp)
             sys_["tract"] = RustPeer(rust, name, onnx_path, fp, streaming, args.tract_version)
         # Agreement with fusedrnn's scalar reference.
         fast, ref = sys_["fusedrnn"].outputs(os.path.join(work, name + ".f32"))
-        bf16, _ = sys_["fusedrnn-bf16"].outputs(os.path.join(work, name + ".bf16"))
-        diffs = {"fusedrnn": float(np.max(np.abs(fast - ref))), "fusedrnn-bf16": float(np.max(np.abs(bf16 - ref)))}
+        diffs = {"fusedrnn": float(np.max(np.abs(fast - ref)))}
+        for key, fmt in (("fusedrnn-bf16", "bf16"), ("fusedrnn-int8", "int8")):
+            y, _ = sys_[key].outputs(os.path.join(work, f"{name}.{fmt}"))
+            diffs[key] = float(np.max(np.abs(y - ref)))
         for key, s in sys_.items():
             if key not in diffs:
                 y = np.asarray(s.outputs(), dtype=np.float32).reshape(-1)
@@ -396,7 +431,9 @@ def phase(args):
 def table(recs):
     systems = [s for s in FUSED + PEERS + RUST_PEERS if any(r["system"] == s for r in recs)]
     peers = [s for s in systems if s not in FUSED]
-    head = ["shape", "threads"] + [LABEL[s] for s in systems] + ["fastest peer", "f32 ratio", "bf16 ratio", "bf16 max err"]
+    ratios = [f for f in FUSED if f in systems]
+    head = (["shape", "threads"] + [LABEL[s] for s in systems] + ["fastest peer"]
+            + [LABEL[f].replace("fusedrnn ", "") + " ratio" for f in ratios] + ["bf16 max err"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     by = {}
     for r in recs:
@@ -410,23 +447,61 @@ def table(recs):
         best = min((s for s in peers if s in row), key=lambda s: row[s]["us_per_step"])
         bt = row[best]["us_per_step"]
         cells.append(f"{LABEL[best]} {bt:.2f}")
-        for f in FUSED:
+        for f in ratios:
             cells.append(f"**{bt / row[f]['us_per_step']:.2f}x**" if f in row else "-")
         cells.append(f"{row['fusedrnn-bf16']['max_abs_diff']:.1e}" if "fusedrnn-bf16" in row else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
+def int8_table(recs):
+    """fusedrnn int8 against the int8 peers and the fastest f32 peer, with
+    every int8 system's max |Y - f32 reference|."""
+    if not any(r["system"] == "fusedrnn-int8" for r in recs):
+        return ""
+    by = {}
+    for r in recs:
+        by.setdefault((r["shape"], r["threads"]), {})[r["system"]] = r
+    q = [s for s in INT8_PEERS if any(r["system"] == s for r in recs)]
+    head = (["shape", "threads", "fusedrnn int8", "fusedrnn bf16"] + [LABEL[s] for s in q]
+            + ["fastest f32 peer", "int8 / f32 peer", "int8 / own bf16", "fastest int8 peer", "int8 / int8 peer"]
+            + [f"max err {LABEL[s]}" for s in ["fusedrnn-int8"] + q])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    order = [s[0] for s in SHAPES]
+    f32_peers = PEERS + RUST_PEERS
+    for (shape, thr) in sorted(by, key=lambda k: (k[1], order.index(k[0]))):
+        row = by[(shape, thr)]
+        if "fusedrnn-int8" not in row:
+            continue
+        us = lambda s: row[s]["us_per_step"]
+        mine = us("fusedrnn-int8")
+        cells = [shape, str(thr), f"{mine:.2f}", f"{us('fusedrnn-bf16'):.2f}" if "fusedrnn-bf16" in row else "-"]
+        cells += [f"{us(s):.2f}" if s in row else "-" for s in q]
+        best = min((s for s in f32_peers if s in row), key=us)
+        cells += [f"{LABEL[best]} {us(best):.2f}", f"**{us(best) / mine:.2f}x**"]
+        cells.append(f"**{us('fusedrnn-bf16') / mine:.2f}x**" if "fusedrnn-bf16" in row else "-")
+        qbest = [s for s in q if s in row]
+        if qbest:
+            b = min(qbest, key=us)
+            cells += [f"{LABEL[b]} {us(b):.2f}", f"**{us(b) / mine:.2f}x**"]
+        else:
+            cells += ["-", "-"]
+        cells += [f"{row[s]['max_abs_diff']:.1e}" if s in row else "-" for s in ["fusedrnn-int8"] + q]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def svg_chart(recs, title):
     """Horizontal bars: each system's time per step relative to fusedrnn f32."""
-    colors = {"fusedrnn": "#1b7837", "fusedrnn-bf16": "#7fbf7b", "onnxruntime": "#2166ac",
-              "openvino": "#b2182b", "pytorch": "#ef8a62", "tract": "#762a83"}
+    colors = {"fusedrnn": "#1b7837", "fusedrnn-bf16": "#7fbf7b", "fusedrnn-int8": "#c2e699",
+              "onnxruntime": "#2166ac", "onnxruntime-int8": "#92c5de", "openvino": "#b2182b",
+              "pytorch": "#ef8a62", "pytorch-int8": "#fddbc7", "tract": "#762a83"}
     rows = {}
     for r in recs:
         rows.setdefault((r["threads"], r["shape"]), {})[r["system"]] = r["us_per_step"]
     order = [s[0] for s in SHAPES]
     keys = sorted(rows, key=lambda k: (k[0], order.index(k[1])))
-    systems = [s for s in FUSED + PEERS + RUST_PEERS if any(s in rows[k] for k in keys)]
+    systems = [s for s in FUSED + PEERS + INT8_PEERS + RUST_PEERS if any(s in rows[k] for k in keys)]
     bar, gap, left, width = 9, 10, 190, 520
     vmax = max(rows[k][s] / rows[k]["fusedrnn"] for k in keys for s in rows[k])
     vmax = max(2.0, min(vmax, 6.0))
@@ -490,6 +565,10 @@ def main():
             + " (whole batch); ratio = fastest peer / fusedrnn (> 1: fusedrnn faster);"
             + " at 2 threads fusedrnn runs a Team of 2, the peers 2 intra-op threads, tract one")
     md = head + "\n\n" + table(recs) + "\n"
+    t8 = int8_table(recs)
+    if t8:
+        md += ("\nint8 weights (ratios: the other system's time / fusedrnn int8's; max err: "
+               "max |Y - f32 reference| over the T x B x H outputs):\n\n" + t8 + "\n")
     print(md)
     with open(os.path.join(args.out, "table.md"), "w") as f:
         f.write(md)
