@@ -128,5 +128,43 @@ fn bench_streams_and_team(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_shapes, bench_streams_and_team);
+/// Every weight format (f32, f16, bf16, int8) with the dispatched kernel,
+/// at batch 1 and the streaming step, where the bytes of the weights bound
+/// a step: ids `<shape>-weights/<format>`.
+fn bench_weight_formats(c: &mut Criterion) {
+    use fusedrnn::WeightFormat;
+    for shape in STANDARD.iter().filter(|s| s.batch == 1 && s.hidden >= 256) {
+        let mut group = c.benchmark_group(format!("{}-weights", shape.name));
+        group.throughput(Throughput::Elements(shape.steps as u64));
+        group.sample_size(10);
+        group.measurement_time(std::time::Duration::from_secs(2));
+        let x = shape.input();
+        for &fmt in WeightFormat::ALL {
+            let model = shape.model().with_weight_format(fmt).expect("f32 model");
+            let mut state = model.new_state(1).unwrap();
+            let mut ws = Workspace::new();
+            let mut out = vec![0.0; shape.steps * model.output_features()];
+            let seq = Sequence::new(&x, shape.steps, 1);
+            group.bench_function(BenchmarkId::from_parameter(fmt.name()), |b| {
+                b.iter(|| {
+                    state.reset();
+                    if shape.streaming {
+                        model.step(&x, &mut state, &mut out, &mut ws)
+                    } else {
+                        model.run(&seq, &mut state, &mut out, &mut ws)
+                    }
+                    .expect("run")
+                })
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(
+    benches,
+    bench_shapes,
+    bench_streams_and_team,
+    bench_weight_formats
+);
 criterion_main!(benches);

@@ -1,7 +1,7 @@
 //! Runs golden case files and reports agreement.
 //!
 //! ```text
-//! cargo run --release --example conformance -- [--kernel NAME] [--tol X] [--threads N] [--streams] PATH...
+//! cargo run --release --example conformance -- [--kernel NAME] [--tol X] [--threads N] [--streams] [--weights FORMAT] PATH...
 //! cargo run --release --example conformance -- --list-kernels
 //! ```
 //!
@@ -10,6 +10,12 @@
 //! case's batch entries as the streams of a `fusedrnn::Streams` pool, one
 //! time step at a time (on the team with `--threads`; other cases run
 //! whole).
+//!
+//! `--weights f16|bf16|int8` rounds each case's weight matrices to that
+//! format (`Rnn::with_weight_format`) before running it against the same
+//! expected outputs (ONNX Runtime's and PyTorch's, in f32): the check is
+//! then the format's documented error, and the default `--tol` becomes
+//! the format's bound over the golden cases (`format_tolerance`).
 //!
 //! PATH is a case file or a folder of `.safetensors` cases. One line per
 //! case (`name ok|FAIL max_abs_err`), then `N passed, M failed`. Exit 0 if
@@ -20,11 +26,28 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use fusedrnn::conformance::{load_case, run_case_with, RunMode};
-use fusedrnn::{KernelFamily, Team};
+use fusedrnn::{KernelFamily, Team, WeightFormat};
+
+/// The default tolerance with `--weights`: about twice the worst output
+/// error the format's rounding causes on the committed golden cases
+/// (measured, every family: f16 4.0e-3, bf16 4.6e-2, int8 1.1e-1). The
+/// worst are the `saturating` cases, whose large weights and inputs put
+/// pre-activations in the tens: a weight's rounding (int8: up to
+/// max|row|/254; bf16 2^-9 relative) times a large input moves the units
+/// that are not saturated. Every other case stays within 6e-3 (int8),
+/// 3e-3 (bf16). f32: the kernels' own 1e-5.
+fn format_tolerance(f: WeightFormat) -> f32 {
+    match f {
+        WeightFormat::F32 => 1e-5,
+        WeightFormat::F16 => 1e-2,
+        WeightFormat::Bf16 => 1e-1,
+        WeightFormat::Int8 => 2.5e-1,
+    }
+}
 
 fn usage(msg: &str) -> ExitCode {
     eprintln!("conformance: {msg}");
-    eprintln!("usage: conformance [--kernel NAME] [--tol X] [--threads N] [--streams] PATH... | --list-kernels");
+    eprintln!("usage: conformance [--kernel NAME] [--tol X] [--threads N] [--streams] [--weights FORMAT] PATH... | --list-kernels");
     ExitCode::from(2)
 }
 
@@ -47,7 +70,8 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let mut family = KernelFamily::detect();
-    let mut tol = 1e-5f32;
+    let mut tol = None::<f32>;
+    let mut weights = WeightFormat::F32;
     let mut paths = Vec::new();
     let (mut team, mut streams) = (None::<Team>, false);
     while let Some(a) = args.next() {
@@ -76,7 +100,7 @@ fn main() -> ExitCode {
             "--tol" => match args.next().and_then(|v| v.parse::<f32>().ok()) {
                 // NaN fails `v >= 0.0`; inf is allowed, but a NaN output
                 // fails every tolerance (`CaseResult::passes`).
-                Some(v) if v >= 0.0 => tol = v,
+                Some(v) if v >= 0.0 => tol = Some(v),
                 _ => return usage("--tol needs a non-negative number"),
             },
             "--threads" => match args.next().and_then(|v| v.parse::<usize>().ok()) {
@@ -91,6 +115,11 @@ fn main() -> ExitCode {
                 None => return usage("--threads needs a count"),
             },
             "--streams" => streams = true,
+            "--weights" => match args.next().map(|w| WeightFormat::from_name(&w)) {
+                Some(Ok(w)) => weights = w,
+                Some(Err(e)) => return usage(&e.to_string()),
+                None => return usage("--weights needs a format name"),
+            },
             s if s.starts_with("--") => return usage(&format!("unknown option {s}")),
             _ => paths.push(PathBuf::from(a)),
         }
@@ -98,6 +127,7 @@ fn main() -> ExitCode {
     if paths.is_empty() {
         return usage("no case files given");
     }
+    let tol = tol.unwrap_or(format_tolerance(weights));
     let mut files = Vec::new();
     for p in &paths {
         if let Err(e) = collect(p, &mut files) {
@@ -112,7 +142,10 @@ fn main() -> ExitCode {
         eprintln!("conformance: no case files found");
     }
     for f in &files {
-        let case = match load_case(f) {
+        let case = match load_case(f).and_then(|mut c| {
+            c.model = c.model.with_weight_format(weights)?;
+            Ok(c)
+        }) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("conformance: {e}");
