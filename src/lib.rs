@@ -120,6 +120,9 @@ mod team;
 pub mod unfused;
 mod weights;
 
+#[cfg(feature = "capi")]
+pub mod capi;
+
 pub use builder::RnnBuilder;
 pub use config::{Activation, Activations, Cell, Config, Direction, GruReset};
 pub use error::{Error, Result};

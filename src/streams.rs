@@ -30,6 +30,24 @@ impl StreamId {
     pub fn slot(&self) -> usize {
         self.slot as usize
     }
+
+    /// `(pool, slot, generation)`, for the C API's plain struct.
+    #[cfg(feature = "capi")]
+    pub(crate) fn parts(&self) -> (u64, u32, u32) {
+        (self.pool, self.slot, self.generation)
+    }
+
+    /// The id of those parts. Any values are safe: a pool checks every id
+    /// it is given (another pool's, a stale or an out-of-range slot is
+    /// `Error::InvalidStream`).
+    #[cfg(feature = "capi")]
+    pub(crate) fn from_parts(pool: u64, slot: u32, generation: u32) -> StreamId {
+        StreamId {
+            pool,
+            slot,
+            generation,
+        }
+    }
 }
 
 /// The states of up to `capacity` independent streams of one forward
