@@ -28,13 +28,14 @@
 //! `streams` holds many streams' states and validates their ids; `team`
 //! runs a job on persistent threads (a lock-free epoch and barrier, spin
 //! then park) and splits each layer step by weight blocks.
-//! `unsafe` lives only in `kernels`, `activations`, `simd` and `team`.
+//! `unsafe` lives only in `kernels`, `activations`, `simd`, `team` and the
+//! C API (`capi`, feature `capi`).
 //!
 //! ## Kernel names
 //!
 //! [`Rnn::kernel_name`] returns `{cell}_{format}_{isa}_nr{NR}`: `cell` is
-//! `lstm` or `gru`; `format` the weight storage, `f32`, `f16` or `bf16`
-//! ([`WeightFormat`]); `isa` the family, `avx512`, `avx2` or `portable`;
+//! `lstm` or `gru`; `format` the weight storage, `f32`, `f16`, `bf16` or
+//! `int8` ([`WeightFormat`]); `isa` the family, `avx512`, `avx2` or `portable`;
 //! `NR` the hidden units per packed block (two vectors: 32 for AVX-512, 16
 //! for AVX2 and portable). Example: `lstm_bf16_avx512_nr32`. The scalar
 //! reference is `{cell}_f64acc_reference`.
@@ -45,8 +46,10 @@
 //! bounds ([`activations::SIGMOID_MAX_ULP`], [`activations::TANH_MAX_ULP`],
 //! [`activations::ELU_MAX_ULP`], [`activations::SOFTPLUS_MAX_ULP`]); the
 //! property tests hold every kernel to `5e-5 * max(1, |reference|)` on
-//! every output. f16 and bf16 change the model by rounding its weights once
-//! (see [`WeightFormat`]).
+//! every output. f16, bf16 and int8 change the model by rounding its
+//! weights once (see [`WeightFormat`]; int8: at most max|row|/254 per
+//! weight, [`quantize_row_int8`]); every kernel then computes with the
+//! rounded weights.
 //!
 //! ## Input contract
 //!

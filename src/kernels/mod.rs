@@ -30,7 +30,7 @@
 //!
 //! `{cell}_{format}_{isa}_nr{NR}`, as [`crate::Rnn::kernel_name`] returns:
 //! `cell` is `lstm` or `gru`, `format` the weight storage (`f32`, `f16`,
-//! `bf16`), `isa` the family (`avx512`, `avx2`, `portable`) and `NR` the
+//! `bf16`, `int8`), `isa` the family (`avx512`, `avx2`, `portable`) and `NR` the
 //! hidden units per packed block (two vectors: 32 for AVX-512, 16 for
 //! AVX2 and portable). Example: `lstm_bf16_avx512_nr32`. The scalar
 //! reference is `{cell}_f64acc_reference`.
