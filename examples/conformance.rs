@@ -17,6 +17,12 @@
 //! then the format's documented error, and the default `--tol` becomes
 //! the format's bound over the golden cases (`format_tolerance`).
 //!
+//! PATH may also be an `.onnx` file `name.onnx`: its single LSTM/GRU node
+//! gives the weights and attributes, and the case file `name.safetensors`
+//! beside it the inputs and the expected outputs (its weight tensors are
+//! ignored); one line per `.onnx` file, the same summary line. Folders
+//! give their `.safetensors` cases only.
+//!
 //! PATH is a case file or a folder of `.safetensors` cases. One line per
 //! case (`name ok|FAIL max_abs_err`), then `N passed, M failed`. Exit 0 if
 //! all passed, 1 if any failed, 2 if a file is not a valid case, no case
@@ -25,7 +31,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use fusedrnn::conformance::{load_case, run_case_with, RunMode};
+use fusedrnn::conformance::{load_case, load_case_onnx, run_case_with, RunMode};
 use fusedrnn::{KernelFamily, Team, WeightFormat};
 
 /// The default tolerance with `--weights`: about twice the worst output
@@ -142,7 +148,13 @@ fn main() -> ExitCode {
         eprintln!("conformance: no case files found");
     }
     for f in &files {
-        let case = match load_case(f).and_then(|mut c| {
+        let onnx = f.extension().is_some_and(|e| e == "onnx");
+        let loaded = if onnx {
+            load_case_onnx(f)
+        } else {
+            load_case(f)
+        };
+        let case = match loaded.and_then(|mut c| {
             c.model = c.model.with_weight_format(weights)?;
             Ok(c)
         }) {

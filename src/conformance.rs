@@ -173,6 +173,35 @@ pub fn load_case(path: &Path) -> Result<Case> {
     parse_case(&bytes, &name, &p)
 }
 
+/// A case whose model comes from an `.onnx` file: `path` is `name.onnx`,
+/// and the case file `name.safetensors` beside it gives the inputs and the
+/// expected outputs (its weight tensors are ignored). The `.onnx` file's
+/// single LSTM/GRU node gives the weights and attributes; its sizes must
+/// be the case's.
+///
+/// # Errors
+/// As for [`load_case`] (the case file) and
+/// [`crate::import::onnx::load`]; [`Error::Shape`] if the node's sizes
+/// differ from the case's.
+pub fn load_case_onnx(path: &Path) -> Result<Case> {
+    let mut case = load_case(&path.with_extension("safetensors"))?;
+    let (model, _) = crate::import::onnx::load(path)?;
+    let (a, b) = (model.config(), case.model.config());
+    let dims = |c: &crate::Config| vec![c.input_size, c.hidden_size, c.num_directions()];
+    if dims(a) != dims(b) || a.cell != b.cell {
+        return Err(Error::Shape {
+            what: format!(
+                "{}: model (input, hidden, directions) against its case file",
+                path.display()
+            ),
+            expected: dims(b),
+            got: dims(a),
+        });
+    }
+    case.model = model;
+    Ok(case)
+}
+
 /// The tensor names of one layout, and the dtypes the format requires.
 struct Names {
     x: &'static str,

@@ -13,6 +13,7 @@
 pub mod concat;
 pub mod keras;
 pub mod onnx;
+mod onnx_file;
 pub mod pytorch;
 pub mod safetensors;
 

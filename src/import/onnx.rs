@@ -4,7 +4,12 @@
 //! ONNX gate order: LSTM `i, o, f, c`; GRU `z, r, h`. Weights are
 //! `[D, G*H, In]` / `[D, G*H, H]`, `B` is `[D, 2*G*H]` = `[Wb ‖ Rb]`, `P` is
 //! `[D, 3*H]` in the order `i, o, f`.
+//!
+//! `.onnx` files: [`load`] / [`from_bytes`] for a file with one LSTM or GRU
+//! node, [`open`] / [`parse`] and [`OnnxFile::node`] / [`OnnxFile::rnn`]
+//! to list and pick among several (see [`OnnxFile`] for what is accepted).
 
+pub use super::onnx_file::{from_bytes, load, open, parse, NodeIo, OnnxFile, OnnxNode};
 use super::{reorder_rows, TensorView};
 use crate::builder::RnnBuilder;
 use crate::config::{Activation, Activations, Cell, Config, Direction, GruReset};
