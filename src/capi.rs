@@ -334,6 +334,47 @@ pub unsafe extern "C" fn fusedrnn_model_load_pytorch(
     })
 }
 
+/// Loads the single `LSTM`/`GRU` node of an `.onnx` file (initializers
+/// `W`, `R`, `B`, `P` and the node's attributes; see
+/// `fusedrnn::import::onnx`), its matrices stored in `weights` (null or
+/// `"f32"`, `"f16"`, `"bf16"`, `"int8"`). A file with several RNN nodes is
+/// `FR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `path` and a non-null `weights` are NUL-terminated strings; `out` is
+/// valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn fusedrnn_model_load_onnx(
+    path: *const c_char,
+    weights: *const c_char,
+    out: *mut *mut FrModel,
+) -> FrStatus {
+    guard(|| {
+        if out.is_null() {
+            return Err(null("out"));
+        }
+        // SAFETY: `path` is null (checked inside) or NUL-terminated (the caller's contract).
+        let path = unsafe { string(path, "path") }?;
+        let format = if weights.is_null() {
+            WeightFormat::F32
+        } else {
+            // SAFETY: `weights` is NUL-terminated (the caller's contract).
+            WeightFormat::from_name(unsafe { string(weights, "weights") }?)?
+        };
+        let file = crate::import::onnx::open(path)?;
+        let [node] = file.nodes() else {
+            return Err(invalid(format!(
+                "{path}: {} LSTM/GRU nodes, one expected",
+                file.nodes().len()
+            )));
+        };
+        let model = file.builder(node)?.weight_format(format).build()?;
+        // SAFETY: `out` is non-null (checked) and writable (contract).
+        unsafe { out.write(Box::into_raw(Box::new(FrModel(model)))) };
+        Ok(())
+    })
+}
+
 /// Frees a model (null is accepted).
 ///
 /// # Safety

@@ -208,6 +208,39 @@ fn a_run_and_a_step_through_the_c_api_equal_the_rust_api() {
 }
 
 #[test]
+fn an_onnx_file_loads_through_the_c_api() {
+    let dir = root().join("tests/data/golden");
+    let path = cstr(
+        dir.join("onnx-lstm-fwd-init-peephole-h8-i5-b2-t7.onnx")
+            .to_str()
+            .unwrap(),
+    );
+    let mut model = null_mut();
+    // SAFETY: in this test every pointer is a live local or a handle made
+    // here.
+    unsafe {
+        assert_eq!(
+            fusedrnn_model_load_onnx(path.as_ptr(), cstr("bf16").as_ptr(), &mut model),
+            FrStatus::FrOk
+        );
+        let mut info = FrModelInfo::default();
+        assert_eq!(fusedrnn_model_info(model, &mut info), FrStatus::FrOk);
+        assert_eq!((info.cell, info.hidden_size, info.input_size), (1, 8, 5));
+        fusedrnn_model_free(model);
+        let mut other = null_mut();
+        assert_eq!(
+            fusedrnn_model_load_onnx(lstm_path().as_ptr(), null(), &mut other),
+            FrStatus::FrBadFile
+        );
+        assert_eq!(
+            fusedrnn_model_load_onnx(null(), null(), &mut other),
+            FrStatus::FrNullPointer
+        );
+        assert!(other.is_null());
+    }
+}
+
+#[test]
 fn nulls_wrong_lengths_and_bad_files_are_statuses() {
     let path = lstm_path();
     // SAFETY: in this test pointers are null on purpose or live locals with

@@ -107,6 +107,17 @@ enum FrStatus fusedrnn_model_load_pytorch(const char *path,
                                           const char *weights,
                                           struct FrModel **out);
 
+// Loads the single `LSTM`/`GRU` node of an `.onnx` file (initializers
+// `W`, `R`, `B`, `P` and the node's attributes; see
+// `fusedrnn::import::onnx`), its matrices stored in `weights` (null or
+// `"f32"`, `"f16"`, `"bf16"`, `"int8"`). A file with several RNN nodes is
+// `FR_INVALID_ARGUMENT`.
+//
+// # Safety
+// `path` and a non-null `weights` are NUL-terminated strings; `out` is
+// valid for writing one pointer.
+enum FrStatus fusedrnn_model_load_onnx(const char *path, const char *weights, struct FrModel **out);
+
 // Frees a model (null is accepted).
 //
 // # Safety
