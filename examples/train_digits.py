@@ -40,8 +40,6 @@ import time
 import numpy as np
 import torch
 from safetensors.torch import save_file
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 from torch import nn
 
 SEED = 0
@@ -142,12 +140,36 @@ def time_pytorch(out, rounds=15):
         )
 
 
+def export_onnx(out):
+    """Each trained classifier as an ONNX graph (the RNN as one node per
+    layer, the head as Gemm), for `cargo run --release --example digits --
+    --onnx`."""
+    import warnings
+
+    from safetensors.torch import load_file
+
+    for name, spec in MODELS.items():
+        model = Classifier(spec["cell"], spec["hidden"], spec["num_layers"], spec["bidirectional"]).eval()
+        model.load_state_dict(load_file(os.path.join(out, f"{name}.safetensors")))
+        x = torch.zeros(1, ROWS, PIXELS)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (x,), os.path.join(out, f"{name}.onnx"), input_names=["x"],
+                              output_names=["logits"], opset_version=14, dynamo=False)
+        print(f"wrote {name}.onnx")
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(here, "..", "tests", "data", "digits"))
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument(
+        "--onnx",
+        action="store_true",
+        help="do not train: export the files in --out to <model>.onnx (torch.onnx.export, opset 14)",
+    )
     ap.add_argument(
         "--time",
         action="store_true",
@@ -156,9 +178,16 @@ def main():
     args = ap.parse_args()
 
     torch.set_num_threads(1)
+    if args.onnx:
+        export_onnx(args.out)
+        return
     if args.time:
         time_pytorch(args.out)
         return
+    # scikit-learn only for training (--onnx and --time do not need it).
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
     torch.use_deterministic_algorithms(True)
     digits = load_digits()
     images = (digits.images / 16.0).astype(np.float32)  # [1797, 8, 8]

@@ -46,6 +46,12 @@ impl RnnBuilder {
         }
     }
 
+    /// The configuration and weights given so far (for importers that
+    /// combine builders, e.g. stacked `.onnx` nodes).
+    pub(crate) fn into_parts(self) -> (Config, Vec<DirectionWeights>) {
+        (self.cfg, self.weights)
+    }
+
     /// Run the model with kernel family `family` instead of the fastest one.
     pub fn kernel(mut self, family: KernelFamily) -> RnnBuilder {
         self.family = Some(family);

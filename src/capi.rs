@@ -334,11 +334,11 @@ pub unsafe extern "C" fn fusedrnn_model_load_pytorch(
     })
 }
 
-/// Loads the single `LSTM`/`GRU` node of an `.onnx` file (initializers
-/// `W`, `R`, `B`, `P` and the node's attributes; see
-/// `fusedrnn::import::onnx`), its matrices stored in `weights` (null or
-/// `"f32"`, `"f16"`, `"bf16"`, `"int8"`). A file with several RNN nodes is
-/// `FR_INVALID_ARGUMENT`.
+/// Loads an `.onnx` file's model: its single `LSTM`/`GRU` node, or its
+/// nodes stacked as layers when they form one chain (initializers `W`,
+/// `R`, `B`, `P` and the nodes' attributes; see `fusedrnn::import::onnx`),
+/// its matrices stored in `weights` (null or `"f32"`, `"f16"`, `"bf16"`,
+/// `"int8"`). Other files with several RNN nodes are `FR_INVALID_ARGUMENT`.
 ///
 /// # Safety
 /// `path` and a non-null `weights` are NUL-terminated strings; `out` is
@@ -361,14 +361,8 @@ pub unsafe extern "C" fn fusedrnn_model_load_onnx(
             // SAFETY: `weights` is NUL-terminated (the caller's contract).
             WeightFormat::from_name(unsafe { string(weights, "weights") }?)?
         };
-        let file = crate::import::onnx::open(path)?;
-        let [node] = file.nodes() else {
-            return Err(invalid(format!(
-                "{path}: {} LSTM/GRU nodes, one expected",
-                file.nodes().len()
-            )));
-        };
-        let model = file.builder(node)?.weight_format(format).build()?;
+        let (builder, _) = crate::import::onnx::open(path)?.model_builder()?;
+        let model = builder.weight_format(format).build()?;
         // SAFETY: `out` is non-null (checked) and writable (contract).
         unsafe { out.write(Box::into_raw(Box::new(FrModel(model)))) };
         Ok(())

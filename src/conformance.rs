@@ -176,8 +176,8 @@ pub fn load_case(path: &Path) -> Result<Case> {
 /// A case whose model comes from an `.onnx` file: `path` is `name.onnx`,
 /// and the case file `name.safetensors` beside it gives the inputs and the
 /// expected outputs (its weight tensors are ignored). The `.onnx` file's
-/// single LSTM/GRU node gives the weights and attributes; its sizes must
-/// be the case's.
+/// model ([`crate::import::onnx::load`]: one LSTM/GRU node, or stacked
+/// nodes) gives the weights and attributes; its sizes must be the case's.
 ///
 /// # Errors
 /// As for [`load_case`] (the case file) and
@@ -187,7 +187,14 @@ pub fn load_case_onnx(path: &Path) -> Result<Case> {
     let mut case = load_case(&path.with_extension("safetensors"))?;
     let (model, _) = crate::import::onnx::load(path)?;
     let (a, b) = (model.config(), case.model.config());
-    let dims = |c: &crate::Config| vec![c.input_size, c.hidden_size, c.num_directions()];
+    let dims = |c: &crate::Config| {
+        vec![
+            c.input_size,
+            c.hidden_size,
+            c.num_directions(),
+            c.num_layers,
+        ]
+    };
     if dims(a) != dims(b) || a.cell != b.cell {
         return Err(Error::Shape {
             what: format!(

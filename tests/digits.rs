@@ -128,6 +128,29 @@ fn rounded_weight_formats_keep_the_predictions() {
     }
 }
 
+/// The same classifiers from their `.onnx` exports (`train_digits.py
+/// --onnx`: the 2-layer LSTM as two stacked LSTM nodes, the bidirectional
+/// GRU as one node, the head as initializers) give PyTorch's predictions
+/// on every family, within the same 1e-4.
+#[test]
+fn the_onnx_exports_match_pytorch_on_every_kernel() {
+    let dir = dir();
+    let test = TestSet::load(&dir).unwrap();
+    for path in &model_files(&dir).unwrap() {
+        let base = Classifier::load_onnx(path).unwrap();
+        let plain = Classifier::load(path).unwrap();
+        assert_eq!(base.rnn.config(), plain.rnn.config(), "{}", base.name);
+        assert_eq!(base.rnn.weights(), plain.rnn.weights(), "{}", base.name);
+        for family in KernelFamily::available() {
+            let mut clf = base.with_kernel(family).unwrap();
+            let r = evaluate(&mut clf, &test).unwrap();
+            let line = r.line(&clf.name);
+            assert_eq!(r.identical, r.samples, "{family:?}: {line}");
+            assert!(r.max_logit_diff <= LOGIT_TOL, "{family:?}: {line}");
+        }
+    }
+}
+
 /// The comparison notices a change far below one that flips a prediction:
 /// a copy of the LSTM's file with 2e-4 added to one `fc.bias` entry fails
 /// the 1e-4 bound, through the same loading path.

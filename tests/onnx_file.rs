@@ -28,20 +28,29 @@ fn onnx_files() -> Vec<PathBuf> {
 #[test]
 fn every_onnx_golden_file_loads_the_cases_model_and_passes() {
     let files = onnx_files();
-    assert_eq!(
-        files.len(),
-        25,
-        "one .onnx file per ONNX-layout golden case"
-    );
+    // One per ONNX-layout case (onnx helper API) and per PyTorch-layout
+    // case without projection (torch.onnx.export: one node per layer).
+    assert_eq!(files.len(), 35);
     for f in &files {
-        let (model, node) = onnx::load(f).unwrap();
+        let (model, nodes) = onnx::load(f).unwrap();
+        let node = &nodes[0];
         let case = load_case(&f.with_extension("safetensors")).unwrap();
         // The same canonical weights and configuration as the case's tensors.
         assert_eq!(model.config(), case.model.config(), "{}", f.display());
         assert_eq!(model.weights(), case.model.weights(), "{}", f.display());
         assert!(node.op_type == "LSTM" || node.op_type == "GRU");
-        assert_eq!(node.io.x.as_deref(), Some("X"));
-        assert_eq!(node.io.y.as_deref(), Some("Y"));
+        assert_eq!(nodes.len(), model.config().num_layers, "{}", f.display());
+        let stem = f.file_stem().unwrap().to_string_lossy();
+        if stem.starts_with("onnx-") {
+            assert_eq!(node.io.x.as_deref(), Some("X"));
+            assert_eq!(node.io.y.as_deref(), Some("Y"));
+        } else {
+            assert_eq!(
+                node.io.x.as_deref(),
+                Some("x"),
+                "PyTorch's export names its input"
+            );
+        }
         let bytes = std::fs::read(f).unwrap();
         assert_eq!(
             onnx::from_bytes(&bytes).unwrap().0.weights(),
@@ -122,6 +131,11 @@ fn attr_str(name: &str, v: &str) -> Vec<u8> {
 /// A model with one GRU node (H = 2, I = 3) and the given extra node
 /// attributes and initializers (W, R by default).
 fn gru_model(attrs: &[Vec<u8>], inits: Option<Vec<Vec<u8>>>) -> Vec<u8> {
+    gru_model_n(1, attrs, inits)
+}
+
+/// [`gru_model`] with `n` GRU nodes, all reading `X` (not a stack).
+fn gru_model_n(n: usize, attrs: &[Vec<u8>], inits: Option<Vec<Vec<u8>>>) -> Vec<u8> {
     let (h, i) = (2i64, 3i64);
     let w: Vec<f32> = (0..3 * h * i).map(|k| k as f32 * 0.01).collect();
     let r: Vec<f32> = (0..3 * h * h).map(|k| k as f32 * -0.02).collect();
@@ -143,7 +157,9 @@ fn gru_model(attrs: &[Vec<u8>], inits: Option<Vec<Vec<u8>>>) -> Vec<u8> {
         field_bytes(5, a, &mut node);
     }
     let mut graph = Vec::new();
-    field_bytes(1, &node, &mut graph);
+    for _ in 0..n {
+        field_bytes(1, &node, &mut graph);
+    }
     for t in &inits {
         field_bytes(5, t, &mut graph);
     }
@@ -158,8 +174,8 @@ fn a_hand_written_model_loads() {
     let (m, node) =
         onnx::from_bytes(&gru_model(&[attr_int("linear_before_reset", 1)], None)).unwrap();
     assert_eq!((m.config().hidden_size, m.config().input_size), (2, 3));
-    assert_eq!(node.name, "gru");
-    assert!(node.attributes.linear_before_reset);
+    assert_eq!(node[0].name, "gru");
+    assert!(node[0].attributes.linear_before_reset);
 }
 
 #[test]
@@ -315,6 +331,32 @@ fn missing_and_mismatched_tensors_and_attributes_are_typed_errors() {
         onnx::from_bytes(&external),
         Err(Error::Unsupported(_))
     ));
+}
+
+/// Two layers of a PyTorch export that do not stack (the second layer's
+/// node edited to another hidden size) or two unrelated nodes: `load`
+/// refuses, `node` + `rnn` still load each.
+#[test]
+fn nodes_that_do_not_stack_are_refused_as_one_model() {
+    let path = golden().join("pt-lstm-l2-init-h16-i16-b3-t7.onnx");
+    let file = onnx::open(&path).unwrap();
+    assert_eq!(file.nodes().len(), 2);
+    let (b, nodes) = file.stack(&file.nodes()[0]).unwrap();
+    assert_eq!(nodes.len(), 2);
+    assert_eq!(b.build().unwrap().config().num_layers, 2);
+    // The second node alone is a one-layer model over H inputs.
+    let second = file.rnn(&file.nodes()[1]).unwrap();
+    assert_eq!(
+        (second.config().num_layers, second.config().input_size),
+        (1, 16)
+    );
+    // Two GRU nodes on the same X: not a chain.
+    let two = gru_model_n(2, &[], None);
+    assert_eq!(onnx::parse(&two).unwrap().nodes().len(), 2);
+    match onnx::from_bytes(&two) {
+        Err(Error::InvalidAttribute { name, .. }) => assert_eq!(name, "node"),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

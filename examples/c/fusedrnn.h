@@ -107,11 +107,11 @@ enum FrStatus fusedrnn_model_load_pytorch(const char *path,
                                           const char *weights,
                                           struct FrModel **out);
 
-// Loads the single `LSTM`/`GRU` node of an `.onnx` file (initializers
-// `W`, `R`, `B`, `P` and the node's attributes; see
-// `fusedrnn::import::onnx`), its matrices stored in `weights` (null or
-// `"f32"`, `"f16"`, `"bf16"`, `"int8"`). A file with several RNN nodes is
-// `FR_INVALID_ARGUMENT`.
+// Loads an `.onnx` file's model: its single `LSTM`/`GRU` node, or its
+// nodes stacked as layers when they form one chain (initializers `W`,
+// `R`, `B`, `P` and the nodes' attributes; see `fusedrnn::import::onnx`),
+// its matrices stored in `weights` (null or `"f32"`, `"f16"`, `"bf16"`,
+// `"int8"`). Other files with several RNN nodes are `FR_INVALID_ARGUMENT`.
 //
 // # Safety
 // `path` and a non-null `weights` are NUL-terminated strings; `out` is

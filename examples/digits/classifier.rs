@@ -105,6 +105,32 @@ impl Classifier {
         })
     }
 
+    /// The classifier from `<model>.onnx` beside `path` (`<model>.safetensors`):
+    /// the RNN from the graph's LSTM/GRU node(s) (`import::onnx`; the
+    /// 2-layer LSTM is two stacked nodes), the head from its `fc.weight`
+    /// and `fc.bias` initializers. Written by `examples/train_digits.py
+    /// --onnx` (`torch.onnx.export`).
+    pub fn load_onnx(path: &Path) -> Res<Classifier> {
+        let onnx_path = path.with_extension("onnx");
+        let ctx = |e: fusedrnn::Error| format!("{}: {e}", onnx_path.display());
+        let file = fusedrnn::import::onnx::open(&onnx_path).map_err(ctx)?;
+        let (builder, _) = file.model_builder().map_err(ctx)?;
+        let rnn = builder.build().map_err(ctx)?;
+        let w = file.initializer("fc.weight").map_err(ctx)?;
+        let b = file.initializer("fc.bias").map_err(ctx)?;
+        let mut c = Classifier::load(path)?;
+        if w.data.len() != c.fc_w.len() || b.data.len() != c.fc_b.len() {
+            return Err(format!("{}: head of other sizes", onnx_path.display()).into());
+        }
+        c.state = rnn.new_state(1)?;
+        c.batch_state = rnn.new_state(0)?;
+        c.rnn = rnn;
+        c.fc_w = w.data;
+        c.fc_b = b.data;
+        c.ws = Workspace::new();
+        Ok(c)
+    }
+
     /// The same classifier on another kernel family (`Reference` for the
     /// scalar oracle).
     pub fn with_kernel(&self, family: KernelFamily) -> Res<Classifier> {

@@ -5,7 +5,7 @@
 //! with PyTorch's own logits and predictions.
 //!
 //! ```text
-//! cargo run --release --example digits [-- [--kernel FAMILY] [--weights f32|f16|bf16|int8] [DIR]]
+//! cargo run --release --example digits [-- [--kernel FAMILY] [--weights f32|f16|bf16|int8] [--onnx] [DIR]]
 //! ```
 //!
 //! `DIR` defaults to `tests/data/digits` (written by
@@ -21,6 +21,11 @@
 //! of the scalar reference, medians measured side by side in one run.
 //! Exits 1 if any prediction differs from PyTorch's or D > 1e-4, 2 on a
 //! bad file or argument.
+//!
+//! `--onnx` loads each model from `<model>.onnx` instead (the PyTorch
+//! module exported by `examples/train_digits.py --onnx`: the RNN from its
+//! LSTM/GRU nodes, the head from its initializers); same lines, same
+//! checks.
 //!
 //! `--weights F` runs the models with their weight matrices in format `F`
 //! (`Rnn::with_weight_format`; PyTorch's figures stay those of its f32
@@ -74,7 +79,7 @@ fn latency(clf: &mut Classifier, test: &TestSet) -> Res<(f64, f64)> {
     Ok((at(0.5), at(0.99)))
 }
 
-fn run(dir: PathBuf, family: Option<KernelFamily>, weights: WeightFormat) -> Res<bool> {
+fn run(dir: PathBuf, family: Option<KernelFamily>, weights: WeightFormat, onnx: bool) -> Res<bool> {
     let test = TestSet::load(&dir)?;
     let models = model_files(&dir)?;
     if models.is_empty() {
@@ -82,7 +87,11 @@ fn run(dir: PathBuf, family: Option<KernelFamily>, weights: WeightFormat) -> Res
     }
     let mut all_ok = true;
     for path in models {
-        let mut fast = Classifier::load(&path)?;
+        let mut fast = if onnx {
+            Classifier::load_onnx(&path)?
+        } else {
+            Classifier::load(&path)?
+        };
         if let Some(f) = family {
             fast = fast.with_kernel(f)?;
         }
@@ -151,6 +160,7 @@ fn main() -> ExitCode {
     let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/digits");
     let mut family = None;
     let mut weights = WeightFormat::F32;
+    let mut onnx = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -176,14 +186,17 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             },
+            "--onnx" => onnx = true,
             "-h" | "--help" => {
-                println!("usage: digits [--kernel FAMILY] [--weights f32|f16|bf16|int8] [DIR]");
+                println!(
+                    "usage: digits [--kernel FAMILY] [--weights f32|f16|bf16|int8] [--onnx] [DIR]"
+                );
                 return ExitCode::SUCCESS;
             }
             _ => dir = PathBuf::from(a),
         }
     }
-    match run(dir, family, weights) {
+    match run(dir, family, weights, onnx) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {

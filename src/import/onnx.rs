@@ -174,11 +174,15 @@ fn build(
     if cell == Cell::Lstm && attrs.linear_before_reset {
         return Err(attr_err("linear_before_reset", "is a GRU attribute"));
     }
-    cfg.gru_reset = if attrs.linear_before_reset {
-        GruReset::AfterMatmul
-    } else {
-        GruReset::BeforeMatmul
-    };
+    // An LSTM keeps `Config::new`'s value (the field means nothing there),
+    // so an LSTM from ONNX and one from PyTorch have equal configurations.
+    if cell == Cell::Gru {
+        cfg.gru_reset = if attrs.linear_before_reset {
+            GruReset::AfterMatmul
+        } else {
+            GruReset::BeforeMatmul
+        };
+    }
     cfg.activations = attrs.activation_sets(cell, dirs)?;
     let mut weights = Vec::with_capacity(dirs);
     for d in 0..dirs {

@@ -7,8 +7,14 @@
 //! domain, `layout = 0`) whose `W`, `R` and optional `B`, `P` are
 //! initializers of type FLOAT, FLOAT16, BFLOAT16 or DOUBLE (`raw_data` or
 //! the typed fields), converted to f32. Each node loads as its own `Rnn`
-//! ([`OnnxFile::rnn`]); stacked nodes (one per layer, as multi-layer
-//! PyTorch exports are) are not merged yet. Refused with typed errors:
+//! ([`OnnxFile::rnn`]). Stacked nodes load as one multi-layer `Rnn`
+//! ([`OnnxFile::stack`], and [`load`] when the file's RNN nodes form one
+//! chain): node k+1's `X` must be node k's `Y` through only `Squeeze`,
+//! `Unsqueeze`, `Transpose`, `Reshape` or `Identity` nodes (what
+//! `torch.onnx.export` writes between the layers of an `nn.LSTM`/`nn.GRU`),
+//! and every node must have the same op, hidden size, direction and
+//! attributes (clip, activations, `input_forget`, `linear_before_reset`);
+//! layer k+1's input size must be D*H. Refused with typed errors:
 //! bytes that are not a valid protobuf or nest deeper than prost's limit
 //! ([`Error::Format`]), tensors stored in external files
 //! ([`Error::Unsupported`]), initializers that do not fill their dims,
@@ -194,6 +200,9 @@ pub struct OnnxNode {
 #[derive(Debug, Clone)]
 pub struct OnnxFile {
     nodes: Vec<OnnxNode>,
+    /// For each tensor name, the op type and first input of the node that
+    /// produces it (to trace a layer's `X` back to the previous `Y`).
+    producers: HashMap<String, (String, String)>,
     /// The graph's input names.
     pub graph_inputs: Vec<String>,
     initializers: HashMap<String, proto::TensorProto>,
@@ -421,6 +430,13 @@ pub fn parse(bytes: &[u8]) -> Result<OnnxFile> {
         .graph
         .ok_or_else(|| format_err("the ONNX model has no graph"))?;
     let mut nodes = Vec::new();
+    let mut producers = HashMap::new();
+    for node in &graph.node {
+        for out in node.output.iter().filter(|o| !o.is_empty()) {
+            let first = node.input.first().cloned().unwrap_or_default();
+            producers.insert(out.clone(), (node.op_type.clone(), first));
+        }
+    }
     for (index, node) in graph.node.iter().enumerate() {
         if node.op_type != "LSTM" && node.op_type != "GRU" {
             continue;
@@ -451,6 +467,7 @@ pub fn parse(bytes: &[u8]) -> Result<OnnxFile> {
     }
     Ok(OnnxFile {
         nodes,
+        producers,
         graph_inputs: graph.input.into_iter().map(|v| v.name).collect(),
         initializers,
     })
@@ -466,13 +483,16 @@ pub fn open(path: impl AsRef<std::path::Path>) -> Result<OnnxFile> {
     parse(&bytes)
 }
 
-/// Loads the model of a file's only RNN node, with the node's description.
+/// Loads a file's model: its only RNN node, or its RNN nodes stacked when
+/// they form one chain (module docs), with the nodes' descriptions (first
+/// layer first) so the caller can map its tensors.
 ///
 /// # Errors
-/// [`Error::InvalidAttribute`] (`node`) if the file has no RNN node or
-/// several (list them with [`OnnxFile::nodes`] and pick one with
-/// [`OnnxFile::rnn`]); as [`open`] and [`OnnxFile::rnn`].
-pub fn load(path: impl AsRef<std::path::Path>) -> Result<(Rnn, OnnxNode)> {
+/// [`Error::InvalidAttribute`] (`node`) if the file has no RNN node, or
+/// several that are not one chain (list them with [`OnnxFile::nodes`] and
+/// pick with [`OnnxFile::rnn`] / [`OnnxFile::stack`]); as [`open`] and
+/// [`OnnxFile::stack`].
+pub fn load(path: impl AsRef<std::path::Path>) -> Result<(Rnn, Vec<OnnxNode>)> {
     open(path)?.only()
 }
 
@@ -480,7 +500,7 @@ pub fn load(path: impl AsRef<std::path::Path>) -> Result<(Rnn, OnnxNode)> {
 ///
 /// # Errors
 /// As for [`load`].
-pub fn from_bytes(bytes: &[u8]) -> Result<(Rnn, OnnxNode)> {
+pub fn from_bytes(bytes: &[u8]) -> Result<(Rnn, Vec<OnnxNode>)> {
     parse(bytes)?.only()
 }
 
@@ -488,6 +508,20 @@ impl OnnxFile {
     /// The `LSTM`/`GRU` nodes, in graph order.
     pub fn nodes(&self) -> &[OnnxNode] {
         &self.nodes
+    }
+
+    /// Initializer `name` as f32 (any of the float types; e.g. a
+    /// classifier head's weights beside the RNN).
+    ///
+    /// # Errors
+    /// [`Error::MissingTensor`] if there is none of that name; as the
+    /// initializers' decoding (module docs).
+    pub fn initializer(&self, name: &str) -> Result<Tensor> {
+        let t = self
+            .initializers
+            .get(name)
+            .ok_or_else(|| Error::MissingTensor(format!("initializer `{name}`")))?;
+        tensor(t)
     }
 
     /// The node named `name` (or, for a number, the `k`-th RNN node).
@@ -512,17 +546,118 @@ impl OnnxFile {
             })
     }
 
-    fn only(self) -> Result<(Rnn, OnnxNode)> {
-        match self.nodes.len() {
-            1 => {
-                let node = self.nodes[0].clone();
-                Ok((self.rnn(&node)?, node))
-            }
-            n => Err(attr_err(
+    fn only(self) -> Result<(Rnn, Vec<OnnxNode>)> {
+        let (builder, nodes) = self.model_builder()?;
+        Ok((builder.build()?, nodes))
+    }
+
+    /// What [`load`] builds, as an [`RnnBuilder`] (choose the kernel family
+    /// and weight format before packing): the only RNN node, or the file's
+    /// RNN nodes stacked when they form one chain.
+    ///
+    /// # Errors
+    /// As for [`load`], except those of packing.
+    pub fn model_builder(&self) -> Result<(RnnBuilder, Vec<OnnxNode>)> {
+        let Some(first) = self.nodes.first() else {
+            return Err(attr_err("node", "the file has no LSTM or GRU node"));
+        };
+        let chain = self.chain(first);
+        if chain.len() != self.nodes.len() {
+            return Err(attr_err(
                 "node",
-                format!("the file has {n} LSTM/GRU nodes; choose one with OnnxFile::node"),
-            )),
+                format!(
+                    "the file has {} LSTM/GRU nodes that are not one stack; choose with OnnxFile::node",
+                    self.nodes.len()
+                ),
+            ));
         }
+        self.stack(first)
+    }
+
+    /// The RNN node whose `X` is `node`'s `Y` through shape-only ops.
+    fn next_layer(&self, node: &OnnxNode) -> Option<&OnnxNode> {
+        let y = node.io.y.as_ref()?;
+        self.nodes.iter().find(|n| {
+            let mut t = match &n.io.x {
+                Some(x) => x.clone(),
+                None => return false,
+            };
+            // Bounded walk: at most as many hops as there are tensors.
+            for _ in 0..=self.producers.len() {
+                if &t == y {
+                    return true;
+                }
+                match self.producers.get(&t) {
+                    Some((op, first))
+                        if matches!(
+                            op.as_str(),
+                            "Squeeze" | "Unsqueeze" | "Transpose" | "Reshape" | "Identity"
+                        ) =>
+                    {
+                        t = first.clone()
+                    }
+                    _ => return false,
+                }
+            }
+            false
+        })
+    }
+
+    /// `first` and the nodes stacked on it, in layer order.
+    fn chain<'a>(&'a self, first: &'a OnnxNode) -> Vec<&'a OnnxNode> {
+        let mut chain = vec![first];
+        while let Some(next) = self.next_layer(chain[chain.len() - 1]) {
+            if chain.iter().any(|n| n.index == next.index) || chain.len() > self.nodes.len() {
+                break;
+            }
+            chain.push(next);
+        }
+        chain
+    }
+
+    /// `first` and the RNN nodes stacked on it (module docs) as one
+    /// multi-layer model, with the nodes (first layer first).
+    ///
+    /// # Errors
+    /// [`Error::InvalidAttribute`] if the layers differ in op, hidden size,
+    /// direction or attributes; [`Error::Shape`] if a layer's input is not
+    /// the previous layer's output; as [`OnnxFile::builder`].
+    pub fn stack(&self, first: &OnnxNode) -> Result<(RnnBuilder, Vec<OnnxNode>)> {
+        let chain = self.chain(first);
+        let (mut cfg, mut weights) = self.builder(first)?.into_parts();
+        for (k, node) in chain.iter().enumerate().skip(1) {
+            let (c, w) = self.builder(node)?.into_parts();
+            let same = c.cell == cfg.cell
+                && c.hidden_size == cfg.hidden_size
+                && c.direction == cfg.direction
+                && c.clip == cfg.clip
+                && c.input_forget == cfg.input_forget
+                && c.gru_reset == cfg.gru_reset
+                && c.activations == cfg.activations;
+            if !same {
+                return Err(attr_err(
+                    "node",
+                    format!(
+                        "layer {k} (`{}`) differs from layer 0 in op, hidden size, direction or attributes",
+                        node.name
+                    ),
+                ));
+            }
+            let want = cfg.num_directions() * cfg.hidden_size;
+            if c.input_size != want {
+                return Err(Error::Shape {
+                    what: format!("layer {k} input (`{}`'s W)", node.name),
+                    expected: vec![want],
+                    got: vec![c.input_size],
+                });
+            }
+            weights.extend(w);
+        }
+        cfg.num_layers = chain.len();
+        Ok((
+            RnnBuilder::new(cfg, weights),
+            chain.into_iter().cloned().collect(),
+        ))
     }
 
     fn init(&self, node: &OnnxNode, which: &str, name: &Option<String>) -> Result<Option<Tensor>> {

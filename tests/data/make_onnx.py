@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""Writes `tests/data/golden/<case>.onnx` for every ONNX-layout golden case:
+"""Writes `tests/data/golden/<case>.onnx` for every golden case but those
+with an LSTM projection (ONNX's LSTM has none).
+
+ONNX-layout cases:
 a single-node LSTM/GRU model (opset 14, layout 0) built with the `onnx`
 helper API from the case's own W, R, B, P tensors and attributes (its
 metadata), with X, sequence_lens, initial_h, initial_c as graph inputs
@@ -10,7 +13,13 @@ case file beside it (same stem).
 Odd-numbered cases store their initializers in the typed fields
 (`float_data`), the others in `raw_data`, so both encodings are covered.
 
-    pip install onnx safetensors numpy
+PyTorch-layout cases: `torch.onnx.export` (TorchScript exporter, opset 14)
+of the `nn.LSTM`/`nn.GRU` with the case's state_dict: one node per layer
+(both directions in one node), the layers chained through Squeeze or
+Transpose + Reshape, the initial states sliced per layer, as PyTorch
+writes them; fusedrnn loads such a file as one multi-layer model.
+
+    pip install onnx safetensors numpy torch
     python3 tests/data/make_onnx.py
 """
 import glob
@@ -78,7 +87,44 @@ def main():
         onnx.checker.check_model(model)
         onnx.save(model, os.path.join(golden, case + ".onnx"))
         made += 1
+    made += export_pytorch_cases()
     print(f"wrote {made} .onnx files to {golden}")
+
+
+def export_pytorch_cases():
+    import warnings
+
+    import torch
+
+    made = 0
+    for path in sorted(glob.glob(os.path.join(golden, "pt-*.safetensors"))):
+        case = os.path.basename(path)[: -len(".safetensors")]
+        with safe_open(path, "numpy") as f:
+            meta = f.metadata()
+            t = {n: f.get_tensor(n) for n in f.keys()}
+        if int(meta["proj_size"]) > 0:
+            continue
+        cls = torch.nn.LSTM if meta["op"] == "lstm" else torch.nn.GRU
+        m = cls(
+            int(meta["input_size"]),
+            int(meta["hidden_size"]),
+            num_layers=int(meta["num_layers"]),
+            bias=meta["bias"] == "1",
+            bidirectional=meta["bidirectional"] == "1",
+        ).eval()
+        m.load_state_dict({k: torch.from_numpy(t[k]) for k in m.state_dict()})
+        d = 2 if m.bidirectional else 1
+        b = int(meta["batch"])
+        x = torch.from_numpy(t["x"])
+        h0 = torch.zeros(m.num_layers * d, b, m.hidden_size)
+        args = (x, (h0, h0.clone())) if cls is torch.nn.LSTM else (x, h0)
+        names = ["x", "h0", "c0"] if cls is torch.nn.LSTM else ["x", "h0"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(m, args, os.path.join(golden, case + ".onnx"), input_names=names,
+                              output_names=["output"], opset_version=14, dynamo=False)
+        made += 1
+    return made
 
 
 if __name__ == "__main__":
