@@ -204,6 +204,45 @@ unsafe fn put<T>(out: *mut T, v: T, what: &str) -> Result<(), Fail> {
     Ok(())
 }
 
+/// The weight format named by a nullable C string (null: f32).
+///
+/// # Safety
+/// A non-null `weights` is NUL-terminated.
+unsafe fn format_arg(weights: *const c_char) -> Result<WeightFormat, Fail> {
+    if weights.is_null() {
+        return Ok(WeightFormat::F32);
+    }
+    // SAFETY: non-null and NUL-terminated (the caller's contract).
+    Ok(WeightFormat::from_name(unsafe {
+        string(weights, "weights")
+    }?)?)
+}
+
+/// Boxes `v` and writes the handle through `out` (null: `FR_NULL_POINTER`,
+/// and `v` is dropped).
+///
+/// # Safety
+/// A non-null `out` is valid for writing one pointer.
+unsafe fn give<T>(out: *mut *mut T, v: T) -> Result<(), Fail> {
+    if out.is_null() {
+        return Err(null("out"));
+    }
+    // SAFETY: non-null (checked) and writable (the caller's contract).
+    unsafe { out.write(Box::into_raw(Box::new(v))) };
+    Ok(())
+}
+
+/// Frees a handle made by [`give`] (null is accepted).
+///
+/// # Safety
+/// `p` is null or a handle from [`give`] not freed before.
+unsafe fn free<T>(p: *mut T) {
+    if !p.is_null() {
+        // SAFETY: made by Box::into_raw in `give` (the caller's contract).
+        drop(unsafe { Box::from_raw(p) });
+    }
+}
+
 /// A model (`fusedrnn::Rnn`): immutable once loaded, shareable across threads.
 pub struct FrModel(Rnn);
 /// A recurrent state for one batch size (`fusedrnn::State`).
@@ -293,9 +332,6 @@ pub unsafe extern "C" fn fusedrnn_model_load_pytorch(
     out: *mut *mut FrModel,
 ) -> FrStatus {
     guard(|| {
-        if out.is_null() {
-            return Err(null("out"));
-        }
         // SAFETY: the caller's contract for each string.
         let path = unsafe { string(path, "path") }?;
         let prefix = if prefix.is_null() {
@@ -304,12 +340,8 @@ pub unsafe extern "C" fn fusedrnn_model_load_pytorch(
             // SAFETY: as above.
             unsafe { string(prefix, "prefix") }?
         };
-        let format = if weights.is_null() {
-            WeightFormat::F32
-        } else {
-            // SAFETY: as above.
-            WeightFormat::from_name(unsafe { string(weights, "weights") }?)?
-        };
+        // SAFETY: `weights` is null or NUL-terminated (the caller's contract).
+        let format = unsafe { format_arg(weights) }?;
         let file = TensorFile::open(path)?;
         let cell = match cell {
             0 => pytorch::detect_cell(&file, prefix)?,
@@ -328,9 +360,8 @@ pub unsafe extern "C" fn fusedrnn_model_load_pytorch(
         let model = pytorch::builder_from_state_dict(&file, &opts)?
             .weight_format(format)
             .build()?;
-        // SAFETY: `out` is non-null (checked) and writable (contract).
-        unsafe { out.write(Box::into_raw(Box::new(FrModel(model)))) };
-        Ok(())
+        // SAFETY: `out` is null (checked inside) or writable (the caller's contract).
+        unsafe { give(out, FrModel(model)) }
     })
 }
 
@@ -350,22 +381,14 @@ pub unsafe extern "C" fn fusedrnn_model_load_onnx(
     out: *mut *mut FrModel,
 ) -> FrStatus {
     guard(|| {
-        if out.is_null() {
-            return Err(null("out"));
-        }
         // SAFETY: `path` is null (checked inside) or NUL-terminated (the caller's contract).
         let path = unsafe { string(path, "path") }?;
-        let format = if weights.is_null() {
-            WeightFormat::F32
-        } else {
-            // SAFETY: `weights` is NUL-terminated (the caller's contract).
-            WeightFormat::from_name(unsafe { string(weights, "weights") }?)?
-        };
+        // SAFETY: `weights` is null or NUL-terminated (the caller's contract).
+        let format = unsafe { format_arg(weights) }?;
         let (builder, _) = crate::import::onnx::open(path)?.model_builder()?;
         let model = builder.weight_format(format).build()?;
-        // SAFETY: `out` is non-null (checked) and writable (contract).
-        unsafe { out.write(Box::into_raw(Box::new(FrModel(model)))) };
-        Ok(())
+        // SAFETY: `out` is null (checked inside) or writable (the caller's contract).
+        unsafe { give(out, FrModel(model)) }
     })
 }
 
@@ -376,10 +399,8 @@ pub unsafe extern "C" fn fusedrnn_model_load_onnx(
 /// state, pool or call still uses it.
 #[no_mangle]
 pub unsafe extern "C" fn fusedrnn_model_free(model: *mut FrModel) {
-    if !model.is_null() {
-        // SAFETY: made by Box::into_raw in a load function (contract).
-        drop(unsafe { Box::from_raw(model) });
-    }
+    // SAFETY: the caller's contract (null or a live handle of this type).
+    unsafe { free(model) }
 }
 
 /// The model's sizes.
@@ -455,13 +476,9 @@ pub unsafe extern "C" fn fusedrnn_state_new(
     guard(|| {
         // SAFETY: the caller's contract.
         let m = unsafe { handle(model, "model") }?;
-        if out.is_null() {
-            return Err(null("out"));
-        }
         let s = m.0.new_state(batch)?;
-        // SAFETY: non-null (checked), writable (contract).
-        unsafe { out.write(Box::into_raw(Box::new(FrState(s)))) };
-        Ok(())
+        // SAFETY: `out` is null (checked inside) or writable (the caller's contract).
+        unsafe { give(out, FrState(s)) }
     })
 }
 
@@ -471,10 +488,8 @@ pub unsafe extern "C" fn fusedrnn_state_new(
 /// `state` is null or a state from this library not freed before.
 #[no_mangle]
 pub unsafe extern "C" fn fusedrnn_state_free(state: *mut FrState) {
-    if !state.is_null() {
-        // SAFETY: made by Box::into_raw in fusedrnn_state_new (contract).
-        drop(unsafe { Box::from_raw(state) });
-    }
+    // SAFETY: the caller's contract (null or a live handle of this type).
+    unsafe { free(state) }
 }
 
 /// Sets every value of the state to zero.
@@ -531,12 +546,8 @@ pub unsafe extern "C" fn fusedrnn_state_values(
 #[no_mangle]
 pub unsafe extern "C" fn fusedrnn_workspace_new(out: *mut *mut FrWorkspace) -> FrStatus {
     guard(|| {
-        let ws = Box::into_raw(Box::new(FrWorkspace(Workspace::new())));
-        // SAFETY: the caller's contract; on a null `out` the box is freed.
-        unsafe { put(out, ws, "out") }.inspect_err(|_| {
-            // SAFETY: just made by Box::into_raw and not shared.
-            drop(unsafe { Box::from_raw(ws) });
-        })
+        // SAFETY: `out` is null (checked inside) or writable (the caller's contract).
+        unsafe { give(out, FrWorkspace(Workspace::new())) }
     })
 }
 
@@ -546,10 +557,8 @@ pub unsafe extern "C" fn fusedrnn_workspace_new(out: *mut *mut FrWorkspace) -> F
 /// `ws` is null or a workspace from this library not freed before.
 #[no_mangle]
 pub unsafe extern "C" fn fusedrnn_workspace_free(ws: *mut FrWorkspace) {
-    if !ws.is_null() {
-        // SAFETY: made by Box::into_raw in fusedrnn_workspace_new (contract).
-        drop(unsafe { Box::from_raw(ws) });
-    }
+    // SAFETY: the caller's contract (null or a live handle of this type).
+    unsafe { free(ws) }
 }
 
 /// Runs whole sequences: `x` (`x_len` floats) is `[seq_len, batch, I]`, or
@@ -655,13 +664,9 @@ pub unsafe extern "C" fn fusedrnn_streams_new(
     guard(|| {
         // SAFETY: the caller's contract.
         let m = unsafe { handle(model, "model") }?;
-        if out.is_null() {
-            return Err(null("out"));
-        }
         let pool = Streams::new(&m.0, capacity)?;
-        // SAFETY: non-null (checked), writable (contract).
-        unsafe { out.write(Box::into_raw(Box::new(FrStreams(pool)))) };
-        Ok(())
+        // SAFETY: `out` is null (checked inside) or writable (the caller's contract).
+        unsafe { give(out, FrStreams(pool)) }
     })
 }
 
@@ -671,10 +676,8 @@ pub unsafe extern "C" fn fusedrnn_streams_new(
 /// `pool` is null or a pool from this library not freed before.
 #[no_mangle]
 pub unsafe extern "C" fn fusedrnn_streams_free(pool: *mut FrStreams) {
-    if !pool.is_null() {
-        // SAFETY: made by Box::into_raw in fusedrnn_streams_new (contract).
-        drop(unsafe { Box::from_raw(pool) });
-    }
+    // SAFETY: the caller's contract (null or a live handle of this type).
+    unsafe { free(pool) }
 }
 
 /// A new stream with a zero state; its id in `*id`.
@@ -761,13 +764,9 @@ pub unsafe extern "C" fn fusedrnn_file_open(
     guard(|| {
         // SAFETY: the caller's contract.
         let path = unsafe { string(path, "path") }?;
-        if out.is_null() {
-            return Err(null("out"));
-        }
         let f = TensorFile::open(path)?;
-        // SAFETY: non-null (checked), writable (contract).
-        unsafe { out.write(Box::into_raw(Box::new(FrFile(f)))) };
-        Ok(())
+        // SAFETY: `out` is null (checked inside) or writable (the caller's contract).
+        unsafe { give(out, FrFile(f)) }
     })
 }
 
@@ -777,10 +776,8 @@ pub unsafe extern "C" fn fusedrnn_file_open(
 /// `file` is null or a file from this library not freed before.
 #[no_mangle]
 pub unsafe extern "C" fn fusedrnn_file_free(file: *mut FrFile) {
-    if !file.is_null() {
-        // SAFETY: made by Box::into_raw in fusedrnn_file_open (contract).
-        drop(unsafe { Box::from_raw(file) });
-    }
+    // SAFETY: the caller's contract (null or a live handle of this type).
+    unsafe { free(file) }
 }
 
 /// The shape of tensor `name`: `*ndim` dimensions written to `dims` (room
