@@ -218,27 +218,37 @@ unsafe fn format_arg(weights: *const c_char) -> Result<WeightFormat, Fail> {
     }?)?)
 }
 
-/// Boxes `v` and writes the handle through `out` (null: `FR_NULL_POINTER`,
-/// and `v` is dropped).
+/// An out-parameter for a new handle, checked before any work is done: a
+/// null `out` fails first, and `*out` is null until the call succeeds.
+struct Slot<T>(std::ptr::NonNull<*mut T>);
+
+/// Checks `out` and clears `*out`.
 ///
 /// # Safety
-/// A non-null `out` is valid for writing one pointer.
-unsafe fn give<T>(out: *mut *mut T, v: T) -> Result<(), Fail> {
-    if out.is_null() {
-        return Err(null("out"));
-    }
+/// A non-null `out` is valid for writing one pointer until the call returns.
+unsafe fn slot<T>(out: *mut *mut T) -> Result<Slot<T>, Fail> {
+    let p = std::ptr::NonNull::new(out).ok_or_else(|| null("out"))?;
     // SAFETY: non-null (checked) and writable (the caller's contract).
-    unsafe { out.write(Box::into_raw(Box::new(v))) };
-    Ok(())
+    unsafe { p.as_ptr().write(std::ptr::null_mut()) };
+    Ok(Slot(p))
 }
 
-/// Frees a handle made by [`give`] (null is accepted).
+impl<T> Slot<T> {
+    /// Boxes `v` and writes the handle.
+    fn give(self, v: T) {
+        // SAFETY: non-null and writable: checked and promised in `slot`, the
+        // only constructor, within the same C call.
+        unsafe { self.0.as_ptr().write(Box::into_raw(Box::new(v))) };
+    }
+}
+
+/// Frees a handle made by [`Slot::give`] (null is accepted).
 ///
 /// # Safety
-/// `p` is null or a handle from [`give`] not freed before.
+/// `p` is null or a handle from [`Slot::give`] not freed before.
 unsafe fn free<T>(p: *mut T) {
     if !p.is_null() {
-        // SAFETY: made by Box::into_raw in `give` (the caller's contract).
+        // SAFETY: made by Box::into_raw in `Slot::give` (the caller's contract).
         drop(unsafe { Box::from_raw(p) });
     }
 }
@@ -332,6 +342,8 @@ pub unsafe extern "C" fn fusedrnn_model_load_pytorch(
     out: *mut *mut FrModel,
 ) -> FrStatus {
     guard(|| {
+        // SAFETY: `out` is null (checked inside) or writable (the caller's contract).
+        let out = unsafe { slot(out) }?;
         // SAFETY: the caller's contract for each string.
         let path = unsafe { string(path, "path") }?;
         let prefix = if prefix.is_null() {
@@ -360,8 +372,8 @@ pub unsafe extern "C" fn fusedrnn_model_load_pytorch(
         let model = pytorch::builder_from_state_dict(&file, &opts)?
             .weight_format(format)
             .build()?;
-        // SAFETY: `out` is null (checked inside) or writable (the caller's contract).
-        unsafe { give(out, FrModel(model)) }
+        out.give(FrModel(model));
+        Ok(())
     })
 }
 
@@ -381,14 +393,16 @@ pub unsafe extern "C" fn fusedrnn_model_load_onnx(
     out: *mut *mut FrModel,
 ) -> FrStatus {
     guard(|| {
+        // SAFETY: `out` is null (checked inside) or writable (the caller's contract).
+        let out = unsafe { slot(out) }?;
         // SAFETY: `path` is null (checked inside) or NUL-terminated (the caller's contract).
         let path = unsafe { string(path, "path") }?;
         // SAFETY: `weights` is null or NUL-terminated (the caller's contract).
         let format = unsafe { format_arg(weights) }?;
         let (builder, _) = crate::import::onnx::open(path)?.model_builder()?;
         let model = builder.weight_format(format).build()?;
-        // SAFETY: `out` is null (checked inside) or writable (the caller's contract).
-        unsafe { give(out, FrModel(model)) }
+        out.give(FrModel(model));
+        Ok(())
     })
 }
 
@@ -474,11 +488,13 @@ pub unsafe extern "C" fn fusedrnn_state_new(
     out: *mut *mut FrState,
 ) -> FrStatus {
     guard(|| {
+        // SAFETY: `out` is null (checked inside) or writable (the caller's contract).
+        let out = unsafe { slot(out) }?;
         // SAFETY: the caller's contract.
         let m = unsafe { handle(model, "model") }?;
         let s = m.0.new_state(batch)?;
-        // SAFETY: `out` is null (checked inside) or writable (the caller's contract).
-        unsafe { give(out, FrState(s)) }
+        out.give(FrState(s));
+        Ok(())
     })
 }
 
@@ -547,7 +563,9 @@ pub unsafe extern "C" fn fusedrnn_state_values(
 pub unsafe extern "C" fn fusedrnn_workspace_new(out: *mut *mut FrWorkspace) -> FrStatus {
     guard(|| {
         // SAFETY: `out` is null (checked inside) or writable (the caller's contract).
-        unsafe { give(out, FrWorkspace(Workspace::new())) }
+        let out = unsafe { slot(out) }?;
+        out.give(FrWorkspace(Workspace::new()));
+        Ok(())
     })
 }
 
@@ -662,11 +680,13 @@ pub unsafe extern "C" fn fusedrnn_streams_new(
     out: *mut *mut FrStreams,
 ) -> FrStatus {
     guard(|| {
+        // SAFETY: `out` is null (checked inside) or writable (the caller's contract).
+        let out = unsafe { slot(out) }?;
         // SAFETY: the caller's contract.
         let m = unsafe { handle(model, "model") }?;
         let pool = Streams::new(&m.0, capacity)?;
-        // SAFETY: `out` is null (checked inside) or writable (the caller's contract).
-        unsafe { give(out, FrStreams(pool)) }
+        out.give(FrStreams(pool));
+        Ok(())
     })
 }
 
@@ -762,11 +782,13 @@ pub unsafe extern "C" fn fusedrnn_file_open(
     out: *mut *mut FrFile,
 ) -> FrStatus {
     guard(|| {
+        // SAFETY: `out` is null (checked inside) or writable (the caller's contract).
+        let out = unsafe { slot(out) }?;
         // SAFETY: the caller's contract.
         let path = unsafe { string(path, "path") }?;
         let f = TensorFile::open(path)?;
-        // SAFETY: `out` is null (checked inside) or writable (the caller's contract).
-        unsafe { give(out, FrFile(f)) }
+        out.give(FrFile(f));
+        Ok(())
     })
 }
 

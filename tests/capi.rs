@@ -266,11 +266,14 @@ fn nulls_wrong_lengths_and_bad_files_are_statuses() {
             ),
             FrStatus::FrBadFile
         );
-        // No `weight_ih_l0` without the prefix: a missing tensor.
+        // No `weight_ih_l0` without the prefix: a missing tensor, and a
+        // failed call leaves `*out` null whatever it held before.
+        model = std::ptr::NonNull::dangling().as_ptr();
         assert_eq!(
             fusedrnn_model_load_pytorch(path.as_ptr(), null(), 1, null(), &mut model),
             FrStatus::FrMissingTensor
         );
+        assert!(model.is_null());
         assert_eq!(
             fusedrnn_model_load_pytorch(
                 path.as_ptr(),
