@@ -97,7 +97,24 @@ impl KernelFamily {
     pub fn auto() -> Result<KernelFamily> {
         static FORCED: OnceLock<Option<String>> = OnceLock::new();
         let forced = FORCED.get_or_init(|| std::env::var(KERNEL_ENV).ok());
-        resolve(forced.as_deref())
+        KernelFamily::resolve(forced.as_deref())
+    }
+
+    /// The family [`KernelFamily::auto`] picks when [`KERNEL_ENV`] holds
+    /// `forced` (`None`: unset). Blank means unset; surrounding spaces are
+    /// ignored.
+    ///
+    /// # Errors
+    /// As for [`KernelFamily::auto`].
+    pub fn resolve(forced: Option<&str>) -> Result<KernelFamily> {
+        match forced.map(str::trim) {
+            None | Some("") => Ok(KernelFamily::detect()),
+            Some(name) => {
+                let family = KernelFamily::from_name(name)?;
+                select(family)?;
+                Ok(family)
+            }
+        }
     }
 }
 
@@ -105,19 +122,6 @@ impl KernelFamily {
 /// (`reference`, `portable`, `avx2`, `avx512`) that every model built
 /// without an explicit family runs.
 pub const KERNEL_ENV: &str = "FUSEDRNN_KERNEL";
-
-/// The family for a forced name (or none): [`KernelFamily::auto`] without
-/// the environment.
-fn resolve(forced: Option<&str>) -> Result<KernelFamily> {
-    match forced.map(str::trim) {
-        None | Some("") => Ok(KernelFamily::detect()),
-        Some(name) => {
-            let family = KernelFamily::from_name(name)?;
-            select(family)?;
-            Ok(family)
-        }
-    }
-}
 
 /// An ISA token (or the scalar reference): holding one proves the CPU
 /// can run its family.
@@ -166,27 +170,4 @@ pub(crate) fn select(family: KernelFamily) -> Result<Isa> {
             family.name()
         ))
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_forced_family_never_falls_back() {
-        assert_eq!(resolve(None).unwrap(), KernelFamily::detect());
-        assert_eq!(resolve(Some("")).unwrap(), KernelFamily::detect());
-        for &f in KernelFamily::ALL {
-            match resolve(Some(f.name())) {
-                Ok(got) => assert!(got == f && f.is_available()),
-                Err(e) => {
-                    assert!(matches!(e, Error::KernelUnavailable(_)) && !f.is_available())
-                }
-            }
-        }
-        assert!(matches!(
-            resolve(Some("avx1024")),
-            Err(Error::UnknownName { .. })
-        ));
-    }
 }

@@ -332,3 +332,24 @@ fn unsupported_operations_and_kernels() {
         Err(Error::UnknownName { .. })
     ));
 }
+
+#[test]
+fn a_forced_family_never_falls_back() {
+    assert_eq!(KernelFamily::resolve(None).unwrap(), KernelFamily::detect());
+    assert_eq!(
+        KernelFamily::resolve(Some(" ")).unwrap(),
+        KernelFamily::detect()
+    );
+    for &f in KernelFamily::ALL {
+        match KernelFamily::resolve(Some(f.name())) {
+            Ok(got) => assert!(got == f && f.is_available()),
+            Err(e) => {
+                assert!(matches!(e, Error::KernelUnavailable(_)) && !f.is_available())
+            }
+        }
+    }
+    assert!(matches!(
+        KernelFamily::resolve(Some("avx1024")),
+        Err(Error::UnknownName { .. })
+    ));
+}

@@ -8,6 +8,8 @@ use super::dot::{self, Acc, Elem, Kernel};
 use super::project;
 use super::step;
 use super::tile::{Bufs, Ctx};
+use crate::activations::activation_v;
+use crate::config::Activation;
 use crate::family::Isa;
 use crate::simd::portable::Portable;
 #[cfg(target_arch = "x86_64")]
@@ -38,9 +40,13 @@ type DotFn<S, E, const G: usize, const MB: usize, const NV: usize> =
         [Acc<<S as Simd>::V, G, NV>; MB],
     ) -> [Acc<<S as Simd>::V, G, NV>; MB];
 
-/// `impl Kernel` for an ISA token whose out-of-line product is `$dot`.
+/// The signature of an out-of-line [`activation_v`].
+type ActFn<S> = unsafe fn(S, Activation, <S as Simd>::V) -> <S as Simd>::V;
+
+/// `impl Kernel` for an ISA token whose out-of-line product is `$dot` and
+/// activation `$act`.
 macro_rules! kernel_impl {
-    ($ty:ty, $dot:ident, full: $full:expr, half: $half:expr, chunk: $chunk:expr) => {
+    ($ty:ty, $dot:ident, $act:ident, full: $full:expr, half: $half:expr, chunk: $chunk:expr) => {
         impl Kernel for $ty {
             const FULL_ROWS: usize = $full;
             const HALF_ROWS: usize = $half;
@@ -78,6 +84,14 @@ macro_rules! kernel_impl {
                 // CPU features.
                 unsafe { f(self, blk, v0, k0, k1, rows, acc) }
             }
+
+            #[inline(always)]
+            fn act(self, a: Activation, v: <$ty as Simd>::V) -> <$ty as Simd>::V {
+                // An opaque pointer keeps the call a call (see `dot_k`).
+                let f: ActFn<$ty> = std::hint::black_box($act as ActFn<$ty>);
+                // SAFETY: holding the token proves the CPU features.
+                unsafe { f(self, a, v) }
+            }
         }
     };
 }
@@ -94,6 +108,7 @@ macro_rules! entries {
         $stream:ident,
         $fma:ident,
         $dot:ident,
+        $act:ident,
         full: $full:expr,
         half: $half:expr,
         chunk: $chunk:expr
@@ -114,6 +129,13 @@ macro_rules! entries {
             ) -> [Acc<<$ty as Simd>::V, G, NV>; MB] {
                 // SAFETY: forwarded contract.
                 unsafe { dot::dot::<$ty, E, G, MB, NV>(s, blk, v0, k0, k1, rows, acc) }
+            }
+
+            /// # Safety
+            /// The CPU supports the features.
+            #[inline(never)]
+            unsafe fn $act(s: $ty, a: Activation, v: <$ty as Simd>::V) -> <$ty as Simd>::V {
+                activation_v(s, a, v)
             }
 
             /// # Safety
@@ -161,7 +183,7 @@ macro_rules! entries {
                 super::probe::fma_chains(s, iters)
             }
         });
-        kernel_impl!($ty, $dot, full: $full, half: $half, chunk: $chunk);
+        kernel_impl!($ty, $dot, $act, full: $full, half: $half, chunk: $chunk);
     };
 }
 
@@ -174,6 +196,7 @@ entries!(
     stream_avx512,
     fma_avx512,
     dot_avx512,
+    act_avx512,
     // 32 registers: a whole-block LSTM tile of 3 rows holds 24 sums, a
     // half-block tile of 6 rows 24 (plus 6 broadcasts and one weight).
     full: 3,
@@ -189,6 +212,7 @@ entries!(
     stream_avx2,
     fma_avx2,
     dot_avx2,
+    act_avx2,
     // 16 registers: one whole-block LSTM row (8 sums) or 3 half-block rows (12).
     full: 1,
     half: 3,
@@ -216,7 +240,20 @@ unsafe fn dot_portable<E: Elem, const G: usize, const MB: usize, const NV: usize
 
 // [f32; 8] "vectors": small tiles; the compiler maps them to whatever
 // registers the target has.
-kernel_impl!(Portable, dot_portable, full: 1, half: 2, chunk: CHUNK_AVX2);
+kernel_impl!(Portable, dot_portable, act_portable, full: 1, half: 2, chunk: CHUNK_AVX2);
+
+/// [`activation_v`] for [`Portable`], out of line (see [`Kernel::act`]).
+///
+/// # Safety
+/// None: `unsafe` only to share [`ActFn`] with the feature-gated ISAs.
+#[inline(never)]
+unsafe fn act_portable(
+    s: Portable,
+    a: Activation,
+    v: <Portable as Simd>::V,
+) -> <Portable as Simd>::V {
+    activation_v(s, a, v)
+}
 
 /// Dispatch from an ISA token to its `#[target_feature]` entry points.
 #[derive(Clone, Copy)]

@@ -10,7 +10,7 @@
 
 use super::dot::{dot_panel, Acc, Kernel};
 use super::pack::{DirPack, Panels};
-use crate::activations::{activation_v, sigmoid_v, tanh_v};
+use crate::activations::{sigmoid_v, tanh_v};
 use crate::config::{Activation, Activations, Config};
 
 /// What a step needs to know about one layer direction.
@@ -168,7 +168,7 @@ pub(crate) fn gate<S: Kernel, const DEF: bool, const SIG: bool>(
     match (DEF, SIG) {
         (true, true) => sigmoid_v(s, v),
         (true, false) => tanh_v(s, v),
-        _ => activation_v(s, a, v),
+        _ => s.act(a, v),
     }
 }
 
