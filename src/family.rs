@@ -5,6 +5,8 @@
 use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+use crate::simd::aarch64::Neon;
 use crate::simd::portable::Portable;
 #[cfg(target_arch = "x86_64")]
 use crate::simd::x86_64::{Avx2, Avx512};
@@ -25,6 +27,8 @@ pub enum KernelFamily {
     Avx2,
     /// AVX-512F intrinsics, x86_64.
     Avx512,
+    /// NEON (Advanced SIMD) intrinsics, aarch64: 4 lanes, 8-unit blocks.
+    Neon,
 }
 
 impl KernelFamily {
@@ -34,6 +38,7 @@ impl KernelFamily {
         KernelFamily::Portable,
         KernelFamily::Avx2,
         KernelFamily::Avx512,
+        KernelFamily::Neon,
     ];
 
     /// The family's name as `--kernel` takes it and kernel names spell it.
@@ -43,6 +48,7 @@ impl KernelFamily {
             KernelFamily::Portable => "portable",
             KernelFamily::Avx2 => "avx2",
             KernelFamily::Avx512 => "avx512",
+            KernelFamily::Neon => "neon",
         }
     }
 
@@ -133,6 +139,8 @@ pub(crate) enum Isa {
     Avx2(Avx2),
     #[cfg(target_arch = "x86_64")]
     Avx512(Avx512),
+    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+    Neon(Neon),
 }
 
 impl Isa {
@@ -145,6 +153,8 @@ impl Isa {
             Isa::Avx2(_) => 2 * Avx2::LANES,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512(_) => 2 * Avx512::LANES,
+            #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+            Isa::Neon(_) => 2 * Neon::LANES,
         }
     }
 }
@@ -161,6 +171,8 @@ pub(crate) fn select(family: KernelFamily) -> Result<Isa> {
         KernelFamily::Avx2 => Avx2::new().map(Isa::Avx2),
         #[cfg(target_arch = "x86_64")]
         KernelFamily::Avx512 => Avx512::new().map(Isa::Avx512),
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        KernelFamily::Neon => Neon::new().map(Isa::Neon),
         #[allow(unreachable_patterns)]
         _ => None,
     };

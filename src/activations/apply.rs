@@ -81,6 +81,8 @@ pub fn apply(family: crate::KernelFamily, f: Function, xs: &mut [f32]) -> crate:
             // SAFETY: `s` is an `Avx512` token, so the CPU has its features.
             unsafe { go(s, f, xs) }
         }
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        Isa::Neon(s) => apply_generic(s, f, xs),
     }
     Ok(())
 }

@@ -255,6 +255,7 @@ pub(crate) unsafe fn dot<S: Simd, E: Elem, const G: usize, const MB: usize, cons
 /// interleaved runs; 8 and 32 rows ahead were no better, 64 worse), batch
 /// shapes that fit L2 unchanged. One-row tiles (batch-1 latency) stream at
 /// the memory's rate either way and are left to the hardware.
+#[cfg(target_arch = "x86_64")]
 const PF_ROWS: usize = 16;
 
 /// [`dot`] for a constant `V0`.

@@ -11,6 +11,8 @@ use super::tile::{Bufs, Ctx};
 use crate::activations::activation_v;
 use crate::config::Activation;
 use crate::family::Isa;
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+use crate::simd::aarch64::Neon;
 use crate::simd::portable::Portable;
 #[cfg(target_arch = "x86_64")]
 use crate::simd::x86_64::{isa_features, Avx2, Avx512};
@@ -22,6 +24,7 @@ use crate::team::Part;
 /// parking the sums of chunks (24 zmm per tile and chunk) costs more than
 /// it saves (lstm-h256-b64: 86 GFLOP/s unchunked, 66 with 8 KiB chunks, 47
 /// with 4 KiB; one run each on this project's Zen 4 machine).
+#[cfg(target_arch = "x86_64")]
 const CHUNK_AVX512: usize = 0;
 /// AVX2's 3-row tiles reuse each weight vector 3 times, which needs more
 /// than L2 delivers; 8 KiB chunks stay in L1 (lstm-h256-b64: 61 GFLOP/s
@@ -255,6 +258,44 @@ unsafe fn act_portable(
     activation_v(s, a, v)
 }
 
+/// NEON's product, out of line for the same reason as the others' (see
+/// [`Kernel`]); the aarch64 targets enable NEON for all code, so plain
+/// functions need no `#[target_feature]` and `#[inline(never)]` holds.
+///
+/// # Safety
+/// The contract of [`dot::dot`].
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+#[inline(never)]
+unsafe fn dot_neon<E: Elem, const G: usize, const MB: usize, const NV: usize>(
+    s: Neon,
+    blk: *const E,
+    v0: usize,
+    k0: usize,
+    k1: usize,
+    rows: [*const f32; MB],
+    acc: [Acc<<Neon as Simd>::V, G, NV>; MB],
+) -> [Acc<<Neon as Simd>::V, G, NV>; MB] {
+    // SAFETY: forwarded contract.
+    unsafe { dot::dot::<Neon, E, G, MB, NV>(s, blk, v0, k0, k1, rows, acc) }
+}
+
+/// [`activation_v`] for [`Neon`], out of line (see [`Kernel::act`]).
+///
+/// # Safety
+/// None: `unsafe` only to share [`ActFn`] with the feature-gated ISAs.
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+#[inline(never)]
+unsafe fn act_neon(s: Neon, a: Activation, v: <Neon as Simd>::V) -> <Neon as Simd>::V {
+    activation_v(s, a, v)
+}
+
+// 32 registers, as AVX-512: a whole-block LSTM tile of 3 rows holds 24
+// sums, a half-block tile of 6 rows 24 (plus the broadcasts and one
+// weight). The chunk size is AVX2's (8 KiB stays in any aarch64 L1); it is
+// not measured on an ARM core yet.
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+kernel_impl!(Neon, dot_neon, act_neon, full: 3, half: 6, chunk: CHUNK_AVX2);
+
 /// Dispatch from an ISA token to its `#[target_feature]` entry points.
 #[derive(Clone, Copy)]
 pub(crate) struct Token(pub(crate) Isa);
@@ -282,6 +323,8 @@ impl Token {
                 Isa::Avx2(s) => step_avx2(s, ctx, b, rows, backwards, part),
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx512(s) => step_avx512(s, ctx, b, rows, backwards, part),
+                #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+                Isa::Neon(s) => step::step(s, ctx, b, rows, backwards, part),
             }
         }
     }
@@ -308,6 +351,8 @@ impl Token {
                 Isa::Avx2(s) => project_avx2(s, ctx, x, xs, n, out, blocks),
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx512(s) => project_avx512(s, ctx, x, xs, n, out, blocks),
+                #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+                Isa::Neon(s) => project::project(s, ctx, x, xs, n, out, blocks),
             }
         }
     }
@@ -324,6 +369,8 @@ impl Token {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the token proves AVX-512F.
             Isa::Avx512(s) => unsafe { stream_avx512(s, d) },
+            #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+            Isa::Neon(s) => super::probe::stream_sum(s, d),
         }
     }
 
@@ -339,6 +386,8 @@ impl Token {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the token proves AVX-512F.
             Isa::Avx512(s) => unsafe { fma_avx512(s, iters) },
+            #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+            Isa::Neon(s) => super::probe::fma_chains(s, iters),
         }
     }
 }

@@ -11,6 +11,8 @@
 //! every ISA: `max(a, b) = if a > b { a } else { b }` (a NaN in either
 //! operand gives `b`). Callers put the constant first and the data second.
 
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+pub(crate) mod aarch64;
 pub(crate) mod portable;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_64;
