@@ -3,7 +3,8 @@
 //! f64 reference. The fast tests cover special values, every 257th bit
 //! pattern, and dense sweeps of the ranges that matter; the `#[ignore]`d
 //! `exhaustive_*` tests sweep all 2^32 inputs and print the worst one
-//! (`cargo test --release --test activations -- --ignored --nocapture`).
+//! (`cargo test --release --test activations -- --ignored --nocapture`;
+//! `FUSEDRNN_SWEEP_KERNEL=avx512` sweeps one family only).
 
 use fusedrnn::activations::{
     apply, Function, ELU_MAX_ULP, SIGMOID_MAX_ULP, SOFTPLUS_MAX_ULP, TANH_MAX_ULP,
@@ -194,8 +195,53 @@ fn special_values() {
     }
 }
 
+/// The families a sweep covers: every one this host runs, or only the one
+/// `FUSEDRNN_SWEEP_KERNEL` names (under qemu, the scalar families would
+/// only add hours).
+fn sweep_families() -> Vec<KernelFamily> {
+    match std::env::var("FUSEDRNN_SWEEP_KERNEL") {
+        Ok(name) => vec![KernelFamily::from_name(&name).expect("a family name")],
+        Err(_) => KernelFamily::available(),
+    }
+}
+
+/// FNV-1a over `family`'s outputs for all 2^32 inputs in order, every NaN
+/// output counted as one value (ISAs differ in NaN payloads, and a NaN is
+/// right wherever the reference is NaN). Equal digests mean the same
+/// outputs, so a family whose digest equals one swept exhaustively has the
+/// same worst ULP without the f64 reference's cost (hours under qemu).
+fn digest(family: KernelFamily, f: Function) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    let chunk = 1u64 << 24;
+    let mut ys = vec![0f32; chunk as usize];
+    for start in (0..1u64 << 32).step_by(chunk as usize) {
+        for (k, y) in ys.iter_mut().enumerate() {
+            *y = f32::from_bits((start + k as u64) as u32);
+        }
+        apply(family, f, &mut ys).unwrap();
+        for y in &ys {
+            let b = if y.is_nan() { 0x7fc0_0000 } else { y.to_bits() };
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// Prints each function's output digest per family (see [`digest`]):
+/// `cargo test --release --test activations -- --ignored --nocapture
+/// exhaustive_digests` (the README's NEON section gives the figures).
+#[test]
+#[ignore = "evaluates all 2^32 inputs per family and function (minutes)"]
+fn exhaustive_digests() {
+    for family in sweep_families() {
+        for f in ALL {
+            println!("digest {family:?} {f:?}: {:016x}", digest(family, f));
+        }
+    }
+}
+
 fn exhaustive(f: Function) {
-    for family in KernelFamily::available() {
+    for family in sweep_families() {
         let mut worst_all = (0u32, 0.0f32);
         let chunk = 1u64 << 24;
         let mut start = 0u64;

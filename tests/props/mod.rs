@@ -317,4 +317,3 @@ pub fn check(c: &Case, team: bool) -> Result<(), TestCaseError> {
 pub fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
-
