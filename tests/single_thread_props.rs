@@ -4,14 +4,24 @@
 //! with the NEON kernels. It is also part of `cargo test` on every host.
 //! `PROPTEST_CASES` sets the number of random cases (default 256); a
 //! failure prints the shrunk case and exits with status 1.
+//!
+//! `single_thread_props digest` instead prints the activations' output
+//! digests over all 2^32 inputs (`activations.rs`, `exhaustive_digests`;
+//! `FUSEDRNN_SWEEP_KERNEL`, `FUSEDRNN_SWEEP_FUNCTION`): the NEON sweep
+//! under qemu, where libtest's threads hang.
 
 mod common;
 mod props;
+mod sweep;
 
 use fusedrnn::KernelFamily;
 use proptest::test_runner::{Config, TestRunner};
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("digest") {
+        sweep::print_digests();
+        return;
+    }
     let families: Vec<&str> = KernelFamily::available()
         .into_iter()
         .map(KernelFamily::name)
