@@ -222,73 +222,45 @@ entries!(
     chunk: CHUNK_AVX2
 );
 
-/// Portable needs no features; its product is out of line for the same
-/// reason as the others' (see [`Kernel`]).
-///
-/// # Safety
-/// The contract of [`dot::dot`].
-#[inline(never)]
-unsafe fn dot_portable<E: Elem, const G: usize, const MB: usize, const NV: usize>(
-    s: Portable,
-    blk: *const E,
-    v0: usize,
-    k0: usize,
-    k1: usize,
-    rows: [*const f32; MB],
-    acc: [Acc<<Portable as Simd>::V, G, NV>; MB],
-) -> [Acc<<Portable as Simd>::V, G, NV>; MB] {
-    // SAFETY: forwarded contract.
-    unsafe { dot::dot::<Portable, E, G, MB, NV>(s, blk, v0, k0, k1, rows, acc) }
+/// The out-of-line product and activation of an ISA that needs no
+/// `#[target_feature]` (Portable; NEON, which the aarch64 targets enable for
+/// all code), so `#[inline(never)]` holds; see [`Kernel`].
+macro_rules! plain_entries {
+    ($ty:ty, $dot:ident, $act:ident) => {
+        /// # Safety
+        /// The contract of [`dot::dot`].
+        #[inline(never)]
+        unsafe fn $dot<E: Elem, const G: usize, const MB: usize, const NV: usize>(
+            s: $ty,
+            blk: *const E,
+            v0: usize,
+            k0: usize,
+            k1: usize,
+            rows: [*const f32; MB],
+            acc: [Acc<<$ty as Simd>::V, G, NV>; MB],
+        ) -> [Acc<<$ty as Simd>::V, G, NV>; MB] {
+            // SAFETY: forwarded contract.
+            unsafe { dot::dot::<$ty, E, G, MB, NV>(s, blk, v0, k0, k1, rows, acc) }
+        }
+
+        /// [`activation_v`], out of line (see [`Kernel::act`]).
+        ///
+        /// # Safety
+        /// None: `unsafe` only to share [`ActFn`] with the feature-gated ISAs.
+        #[inline(never)]
+        unsafe fn $act(s: $ty, a: Activation, v: <$ty as Simd>::V) -> <$ty as Simd>::V {
+            activation_v(s, a, v)
+        }
+    };
 }
 
+plain_entries!(Portable, dot_portable, act_portable);
 // [f32; 8] "vectors": small tiles; the compiler maps them to whatever
 // registers the target has.
 kernel_impl!(Portable, dot_portable, act_portable, full: 1, half: 2, chunk: CHUNK_AVX2);
 
-/// [`activation_v`] for [`Portable`], out of line (see [`Kernel::act`]).
-///
-/// # Safety
-/// None: `unsafe` only to share [`ActFn`] with the feature-gated ISAs.
-#[inline(never)]
-unsafe fn act_portable(
-    s: Portable,
-    a: Activation,
-    v: <Portable as Simd>::V,
-) -> <Portable as Simd>::V {
-    activation_v(s, a, v)
-}
-
-/// NEON's product, out of line for the same reason as the others' (see
-/// [`Kernel`]); the aarch64 targets enable NEON for all code, so plain
-/// functions need no `#[target_feature]` and `#[inline(never)]` holds.
-///
-/// # Safety
-/// The contract of [`dot::dot`].
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-#[inline(never)]
-unsafe fn dot_neon<E: Elem, const G: usize, const MB: usize, const NV: usize>(
-    s: Neon,
-    blk: *const E,
-    v0: usize,
-    k0: usize,
-    k1: usize,
-    rows: [*const f32; MB],
-    acc: [Acc<<Neon as Simd>::V, G, NV>; MB],
-) -> [Acc<<Neon as Simd>::V, G, NV>; MB] {
-    // SAFETY: forwarded contract.
-    unsafe { dot::dot::<Neon, E, G, MB, NV>(s, blk, v0, k0, k1, rows, acc) }
-}
-
-/// [`activation_v`] for [`Neon`], out of line (see [`Kernel::act`]).
-///
-/// # Safety
-/// None: `unsafe` only to share [`ActFn`] with the feature-gated ISAs.
-#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-#[inline(never)]
-unsafe fn act_neon(s: Neon, a: Activation, v: <Neon as Simd>::V) -> <Neon as Simd>::V {
-    activation_v(s, a, v)
-}
-
+plain_entries!(Neon, dot_neon, act_neon);
 // 32 registers, as AVX-512: a whole-block LSTM tile of 3 rows holds 24
 // sums, a half-block tile of 6 rows 24 (plus the broadcasts and one
 // weight). The chunk size is AVX2's (8 KiB stays in any aarch64 L1); it is
