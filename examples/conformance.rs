@@ -48,6 +48,7 @@ fn format_tolerance(f: WeightFormat) -> f32 {
         WeightFormat::F16 => 1e-2,
         WeightFormat::Bf16 => 1e-1,
         WeightFormat::Int8 => 2.5e-1,
+        WeightFormat::Int8Dynamic => 2.5e-1,
     }
 }
 

@@ -99,6 +99,7 @@ impl RnnBuilder {
         for (i, w) in weights.iter().enumerate() {
             w.validate(&cfg, i / cfg.num_directions())?;
         }
+        crate::model::check_format(&cfg, format)?;
         let weights = match format {
             WeightFormat::F32 => weights,
             f => weights.iter().map(|w| w.rounded(f)).collect(),

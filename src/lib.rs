@@ -134,4 +134,6 @@ pub use model::Rnn;
 pub use state::{Layout, Sequence, State, Workspace};
 pub use streams::{StreamId, Streams};
 pub use team::Team;
-pub use weights::{quantize_row_int8, DirectionWeights, WeightFormat};
+pub use weights::{
+    quantize_activations, quantize_row_int8, DirectionWeights, WeightFormat, INT8_DYNAMIC_MAX_K,
+};

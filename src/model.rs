@@ -110,6 +110,7 @@ impl Rnn {
                 format.name()
             )));
         }
+        check_format(&self.cfg, format)?;
         self.weights = self.weights.iter().map(|w| w.rounded(format)).collect();
         self.format = format;
         self.plan = Plan::new(&self.cfg, &self.weights, self.plan.family(), format)?;
@@ -399,6 +400,7 @@ impl Rnn {
                 cfg,
                 acts: cfg.activations[d],
                 w: &self.weights[idx],
+                dynamic: self.format == WeightFormat::Int8Dynamic,
             };
             let reverse = cfg.direction.is_reverse(d);
             for b in 0..batch {
@@ -559,6 +561,7 @@ impl Rnn {
                         cfg,
                         acts: cfg.activations[0],
                         w: &self.weights[k],
+                        dynamic: self.format == WeightFormat::Int8Dynamic,
                     };
                     if k > 0 {
                         // The previous layer's new h is this layer's input.
@@ -606,4 +609,28 @@ impl Rnn {
         self.run(seq, &mut state, &mut out, &mut Workspace::new())?;
         Ok((out, state))
     }
+}
+
+/// Whether `format` can hold a model of `cfg`: the reductions of an
+/// [`WeightFormat::Int8Dynamic`] product (every layer's input size and
+/// `Hout`) are at most [`crate::weights::INT8_DYNAMIC_MAX_K`].
+///
+/// # Errors
+/// [`Error::Unsupported`] naming the size that is too long.
+pub(crate) fn check_format(cfg: &Config, format: WeightFormat) -> Result<()> {
+    if format != WeightFormat::Int8Dynamic {
+        return Ok(());
+    }
+    let max = crate::weights::INT8_DYNAMIC_MAX_K;
+    let k = (0..cfg.num_layers)
+        .map(|l| cfg.layer_input_size(l))
+        .chain([cfg.output_size()])
+        .max()
+        .unwrap_or(0);
+    if k > max {
+        return Err(Error::Unsupported(format!(
+            "int8-dynamic weights reduce over at most {max} inputs (i32 sums), this model over {k}"
+        )));
+    }
+    Ok(())
 }

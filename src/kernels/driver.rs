@@ -6,7 +6,7 @@
 use super::entries::Token;
 use super::pack::{grow, DirPack};
 use super::project::xproj_stride;
-use super::tile::{Bufs, Ctx, XSrc, ACC_SLOTS, FLUSH_BELOW};
+use super::tile::{Bufs, Ctx, QBuf, XSrc, ACC_SLOTS, FLUSH_BELOW};
 use crate::config::{Cell, Config};
 use crate::error::{product, Result};
 use crate::family::Isa;
@@ -47,6 +47,47 @@ pub(crate) struct FastWs {
     /// The layer input with its subnormals flushed to zero, used only when
     /// the caller's input holds some (see [`flushed_input`]).
     xflush: Vec<f32>,
+    /// Int8-dynamic: quantized `h_prev` rows and scales, per thread and
+    /// batch entry (written by each step).
+    qh: Vec<i8>,
+    qh_s: Vec<f32>,
+    /// Int8-dynamic: the quantized layer input rows and their scales.
+    qx: Vec<i8>,
+    qx_s: Vec<f32>,
+}
+
+/// Bytes per quantized row of `k` values (int8-dynamic; whole cache lines,
+/// at least `k` rounded up to 4): 0 for the other formats.
+fn qstride(dynamic: bool, k: usize) -> usize {
+    if dynamic {
+        k.div_ceil(64) * 64
+    } else {
+        0
+    }
+}
+
+/// Quantizes `rows` rows of `k` floats (`x`, `k` apart) into `q` (rows
+/// `stride` bytes apart) and `qs` (one scale per row), growing both.
+///
+/// # Errors
+/// [`crate::Error::TooLarge`] if the buffers cannot grow.
+fn quantize_rows(
+    x: &[f32],
+    k: usize,
+    rows: usize,
+    stride: usize,
+    q: &mut Vec<i8>,
+    qs: &mut Vec<f32>,
+) -> Result<()> {
+    grow(q, product("quantized rows", &[rows, stride])?)?;
+    grow(qs, rows)?;
+    for r in 0..rows {
+        qs[r] = crate::weights::quantize_activations(
+            &x[r * k..(r + 1) * k],
+            &mut q[r * stride..r * stride + k],
+        );
+    }
+    Ok(())
 }
 
 /// Whether `x` holds a nonzero float of magnitude below [`FLUSH_BELOW`].
@@ -89,12 +130,20 @@ impl FastWs {
         hstride: usize,
         hp: usize,
         nr: usize,
+        qh_stride: usize,
         threads: usize,
     ) -> Result<()> {
         grow(
             &mut self.acc,
             product("partial sums", &[threads, batch, ACC_SLOTS, nr])?,
         )?;
+        grow(
+            &mut self.qh,
+            product("quantized h rows", &[threads, batch, qh_stride])?,
+        )?;
+        if qh_stride > 0 {
+            grow(&mut self.qh_s, product("h scales", &[threads, batch])?)?;
+        }
         let h_len = product("h rows", &[batch, hstride])?;
         for v in [&mut self.h0, &mut self.h1] {
             grow(v, h_len)?;
@@ -202,7 +251,21 @@ impl FastKernel {
         let x_len = product("layer input", &[n_rows.max(batch), cfg.input_size])?;
         grow(&mut ws.xflush, x_len)?;
         let hstride = self.packs.iter().map(|p| p.hstride()).max().unwrap_or(0);
-        ws.grow_step(batch, hstride, p.hp(), self.isa.nr(), threads)
+        let dynamic = p.r.format() == WeightFormat::Int8Dynamic;
+        if dynamic {
+            let inp = (0..cfg.num_layers)
+                .map(|l| cfg.layer_input_size(l))
+                .max()
+                .unwrap_or(0);
+            let rows = n_rows.max(batch);
+            grow(
+                &mut ws.qx,
+                product("quantized rows", &[rows, qstride(true, inp)])?,
+            )?;
+            grow(&mut ws.qx_s, rows)?;
+        }
+        let qh = qstride(dynamic, cfg.output_size());
+        ws.grow_step(batch, hstride, p.hp(), self.isa.nr(), qh, threads)
     }
 
     fn ctx<'a>(&'a self, cfg: &'a Config, idx: usize) -> Ctx<'a> {
@@ -276,10 +339,16 @@ impl FastKernel {
         let xs = xproj_stride(g, hp);
         let threads = self.threads(cfg, idx, batch, false, exec);
         grow(&mut ws.xproj, product("input projection", &[n_rows, xs])?)?;
-        ws.grow_step(batch, hstride, hp, self.isa.nr(), threads)?;
+        let dynamic = ctx.p.r.format() == WeightFormat::Int8Dynamic;
+        let qh_stride = qstride(dynamic, hout);
+        ws.grow_step(batch, hstride, hp, self.isa.nr(), qh_stride, threads)?;
         let xbuf = std::mem::take(&mut ws.xflush);
         let mut xbuf = xbuf;
         let src = flushed_input(&a.src[..n_rows * inp], &mut xbuf)?;
+        let qx_stride = qstride(dynamic, inp);
+        if dynamic {
+            quantize_rows(src, inp, n_rows, qx_stride, &mut ws.qx, &mut ws.qx_s)?;
+        }
         for b in 0..batch {
             let row = &mut ws.h0[b * hstride..(b + 1) * hstride];
             row.fill(0.0);
@@ -305,6 +374,10 @@ impl FastKernel {
             rows: ws.rows.as_mut_ptr(),
             acc: ws.acc.as_mut_ptr(),
             scratch: ws.scratch(),
+            qh: ws.qh.as_mut_ptr(),
+            qh_s: ws.qh_s.as_mut_ptr(),
+            qx: ws.qx.as_mut_ptr(),
+            qx_s: ws.qx_s.as_mut_ptr(),
         };
         let token = Token(self.isa);
         let (dst_t, dst_b, dst_off, reverse) = (a.dst_t, a.dst_b, a.dst_off, a.reverse);
@@ -313,11 +386,21 @@ impl FastKernel {
             let p = &p;
             let (b0, b1) = part.range(ctx.p.w.blocks);
             if n_rows > 0 && b0 < b1 {
+                let qx = if dynamic {
+                    QBuf {
+                        q: p.qx,
+                        s: p.qx_s,
+                        stride: qx_stride,
+                    }
+                } else {
+                    QBuf::none()
+                };
                 // SAFETY: src holds n_rows rows of In floats (asserted above;
                 // the flushed copy has the same length); xproj holds n_rows
-                // rows of xproj_stride (grown above); b1 <= the W blocks;
+                // rows of xproj_stride (grown above); qx (int8-dynamic)
+                // n_rows quantized rows (above); b1 <= the W blocks;
                 // threads write disjoint blocks' columns.
-                unsafe { token.project(&ctx, p.src, inp, n_rows, p.xproj, (b0, b1)) };
+                unsafe { token.project(&ctx, p.src, inp, qx, n_rows, p.xproj, (b0, b1)) };
             }
             let (u0, u1) = part.range(out_blocks);
             let (u0, u1) = ((u0 * nr).min(hout), (u1 * nr).min(hout));
@@ -332,6 +415,9 @@ impl FastKernel {
             };
             // SAFETY: acc holds threads * batch * ACC_SLOTS * NR floats.
             let acc = unsafe { p.acc.add(me * batch * ACC_SLOTS * nr) };
+            // This thread's quantized h rows (int8-dynamic; grown for
+            // `threads` threads of `batch` rows of qh_stride bytes).
+            let qh = p.qh_for(me, batch, qh_stride);
             let (mut cur, mut nxt) = (p.h0, p.h1);
             for s in 0..t_len {
                 let mut n_active = 0;
@@ -365,6 +451,8 @@ impl FastKernel {
                         nxt,
                         hstride,
                         acc,
+                        qh,
+                        QBuf::none(),
                     );
                     // SAFETY: every buffer was grown above to B rows of its
                     // stride (acc: this thread's own); off[b] + G*Hp <=
@@ -454,7 +542,9 @@ impl FastKernel {
             "stream slot"
         );
         let threads = self.threads(cfg, k, n, true, exec);
-        ws.grow_step(n, hstride, hp, self.isa.nr(), threads)?;
+        let dynamic = ctx.p.r.format() == WeightFormat::Int8Dynamic;
+        let qh_stride = qstride(dynamic, hout);
+        ws.grow_step(n, hstride, hp, self.isa.nr(), qh_stride, threads)?;
         for i in 0..n {
             let sl = slot(i);
             copy_flushed(
@@ -469,6 +559,10 @@ impl FastKernel {
         }
         let mut xbuf = std::mem::take(&mut ws.xflush);
         let x = flushed_input(x, &mut xbuf)?;
+        let qx_stride = qstride(dynamic, inp);
+        if dynamic {
+            quantize_rows(x, inp, n, qx_stride, &mut ws.qx, &mut ws.qx_s)?;
+        }
         let nr = self.isa.nr();
         let p = SharedPtrs {
             src: x.as_ptr() as *mut f32,
@@ -480,6 +574,10 @@ impl FastKernel {
             rows: ws.rows.as_mut_ptr(),
             acc: ws.acc.as_mut_ptr(),
             scratch: ws.scratch(),
+            qh: ws.qh.as_mut_ptr(),
+            qh_s: ws.qh_s.as_mut_ptr(),
+            qx: ws.qx.as_mut_ptr(),
+            qx_s: ws.qx_s.as_mut_ptr(),
         };
         let token = Token(self.isa);
         let rows = &ws.rows[..n];
@@ -491,7 +589,17 @@ impl FastKernel {
                 base: p.src,
                 off: p.off,
             };
-            let bufs = p.scratch.bufs(xs, p.h0, p.h1, hstride, acc);
+            let qx = if dynamic {
+                QBuf {
+                    q: p.qx,
+                    s: p.qx_s,
+                    stride: qx_stride,
+                }
+            } else {
+                QBuf::none()
+            };
+            let qh = p.qh_for(part.index, n, qh_stride);
+            let bufs = p.scratch.bufs(xs, p.h0, p.h1, hstride, acc, qh, qx);
             // SAFETY: buffers grown above to n rows of their strides (acc:
             // this thread's own); x (the caller's or its flushed copy, same
             // length) has n rows of In floats at off[i] = i*In; packs
@@ -522,6 +630,7 @@ struct Scratch {
 
 impl Scratch {
     /// The step's buffers: `x`, the h rows and this thread's partial sums.
+    #[allow(clippy::too_many_arguments)]
     fn bufs(
         self,
         x: XSrc,
@@ -529,6 +638,8 @@ impl Scratch {
         h_next: *mut f32,
         hstride: usize,
         acc: *mut f32,
+        qh: QBuf,
+        qx: QBuf,
     ) -> Bufs {
         Bufs {
             x,
@@ -540,6 +651,8 @@ impl Scratch {
             z: self.z,
             xn: self.xn,
             acc,
+            qh,
+            qx,
         }
     }
 }
@@ -555,6 +668,27 @@ struct SharedPtrs {
     rows: *mut usize,
     acc: *mut f32,
     scratch: Scratch,
+    qh: *mut i8,
+    qh_s: *mut f32,
+    qx: *mut i8,
+    qx_s: *mut f32,
+}
+
+impl SharedPtrs {
+    /// Thread `me`'s quantized h rows: `rows` rows of `stride` bytes and
+    /// their scales (none when `stride` is 0: not int8-dynamic).
+    fn qh_for(&self, me: usize, rows: usize, stride: usize) -> QBuf {
+        if stride == 0 {
+            return QBuf::none();
+        }
+        QBuf {
+            // In bounds: qh and qh_s were grown for every thread's rows
+            // (`grow_step`); wrapping keeps this computation safe.
+            q: self.qh.wrapping_add(me * rows * stride),
+            s: self.qh_s.wrapping_add(me * rows),
+            stride,
+        }
+    }
 }
 
 // SAFETY: the team threads of one job share these buffers under the step's

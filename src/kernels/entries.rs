@@ -5,9 +5,10 @@
 //! dispatches from a token to them; holding the token proves the features.
 
 use super::dot::{self, Acc, Elem, Kernel};
+use super::qdot;
 use super::project;
 use super::step;
-use super::tile::{Bufs, Ctx};
+use super::tile::{Bufs, Ctx, QBuf};
 use crate::activations::activation_v;
 use crate::config::Activation;
 use crate::family::Isa;
@@ -43,13 +44,24 @@ type DotFn<S, E, const G: usize, const MB: usize, const NV: usize> =
         [Acc<<S as Simd>::V, G, NV>; MB],
     ) -> [Acc<<S as Simd>::V, G, NV>; MB];
 
+/// The signature of an out-of-line [`qdot::dot_q`].
+type DotQFn<S, const G: usize, const MB: usize, const NV: usize> =
+    unsafe fn(
+        S,
+        *const i8,
+        *const i32,
+        usize,
+        usize,
+        [*const i8; MB],
+    ) -> [Acc<<S as Simd>::V, G, NV>; MB];
+
 /// The signature of an out-of-line [`activation_v`].
 type ActFn<S> = unsafe fn(S, Activation, <S as Simd>::V) -> <S as Simd>::V;
 
 /// `impl Kernel` for an ISA token whose out-of-line product is `$dot` and
 /// activation `$act`.
 macro_rules! kernel_impl {
-    ($ty:ty, $dot:ident, $act:ident, full: $full:expr, half: $half:expr, chunk: $chunk:expr) => {
+    ($ty:ty, $dot:ident, $dotq:ident, $act:ident, full: $full:expr, half: $half:expr, chunk: $chunk:expr) => {
         impl Kernel for $ty {
             const FULL_ROWS: usize = $full;
             const HALF_ROWS: usize = $half;
@@ -88,6 +100,24 @@ macro_rules! kernel_impl {
                 unsafe { f(self, blk, v0, k0, k1, rows, acc) }
             }
 
+            /// # Safety
+            /// The contract of [`Kernel::dot_q`].
+            #[inline(always)]
+            unsafe fn dot_q<const G: usize, const MB: usize, const NV: usize>(
+                self,
+                blk: *const i8,
+                corr: *const i32,
+                v0: usize,
+                k4: usize,
+                q: [*const i8; MB],
+            ) -> [Acc<<$ty as Simd>::V, G, NV>; MB] {
+                // Out of line always (see `dot_k`).
+                let f: DotQFn<$ty, G, MB, NV> = std::hint::black_box($dotq::<G, MB, NV>);
+                // SAFETY: forwarded contract; holding the token proves the
+                // CPU features.
+                unsafe { f(self, blk, corr, v0, k4, q) }
+            }
+
             #[inline(always)]
             fn act(self, a: Activation, v: <$ty as Simd>::V) -> <$ty as Simd>::V {
                 // An opaque pointer keeps the call a call (see `dot_k`).
@@ -111,12 +141,31 @@ macro_rules! entries {
         $stream:ident,
         $fma:ident,
         $dot:ident,
+        $dotq:ident,
+        $qd:expr,
+        $dotq_impl:ident,
         $act:ident,
         full: $full:expr,
         half: $half:expr,
         chunk: $chunk:expr
     ) => {
         isa_features!($isa enable {
+            /// # Safety
+            /// The CPU supports the features and the contract of
+            /// [`qdot::dot_q`] holds.
+            #[inline(never)]
+            unsafe fn $dotq<const G: usize, const MB: usize, const NV: usize>(
+                s: $ty,
+                blk: *const i8,
+                corr: *const i32,
+                v0: usize,
+                k4: usize,
+                q: [*const i8; MB],
+            ) -> [Acc<<$ty as Simd>::V, G, NV>; MB] {
+                // SAFETY: forwarded contract.
+                unsafe { qdot::dot_q::<$ty, _, G, MB, NV>(s, $qd, blk, corr, v0, k4, q) }
+            }
+
             /// # Safety
             /// The CPU supports the features and the contract of
             /// [`dot::dot`] holds.
@@ -159,17 +208,19 @@ macro_rules! entries {
             /// # Safety
             /// The CPU supports the features and the contract of
             /// [`project::project`] holds.
+            #[allow(clippy::too_many_arguments)]
             unsafe fn $project(
                 s: $ty,
                 ctx: &Ctx<'_>,
                 x: *const f32,
                 xs: usize,
+                qx: QBuf,
                 n: usize,
                 out: *mut f32,
                 blocks: (usize, usize),
             ) {
                 // SAFETY: forwarded contract.
-                unsafe { project::project(s, ctx, x, xs, n, out, blocks) }
+                unsafe { project::project(s, ctx, x, xs, qx, n, out, blocks) }
             }
 
             /// # Safety
@@ -186,7 +237,7 @@ macro_rules! entries {
                 super::probe::fma_chains(s, iters)
             }
         });
-        kernel_impl!($ty, $dot, $act, full: $full, half: $half, chunk: $chunk);
+        kernel_impl!($ty, $dot, $dotq_impl, $act, full: $full, half: $half, chunk: $chunk);
     };
 }
 
@@ -199,6 +250,9 @@ entries!(
     stream_avx512,
     fma_avx512,
     dot_avx512,
+    dotq_avx512_sign,
+    qdot::Avx512Q,
+    dotq_avx512,
     act_avx512,
     // 32 registers: a whole-block LSTM tile of 3 rows holds 24 sums, a
     // half-block tile of 6 rows 24 (plus 6 broadcasts and one weight).
@@ -215,6 +269,9 @@ entries!(
     stream_avx2,
     fma_avx2,
     dot_avx2,
+    dotq_avx2,
+    qdot::SignQ,
+    dotq_avx2,
     act_avx2,
     // 16 registers: one whole-block LSTM row (8 sums) or 3 half-block rows (12).
     full: 1,
@@ -222,11 +279,70 @@ entries!(
     chunk: CHUNK_AVX2
 );
 
+#[cfg(target_arch = "x86_64")]
+isa_features!(avx512vnni enable {
+    /// # Safety
+    /// The CPU supports the features (proved by `d`) and the contract of
+    /// [`qdot::dot_q`] holds.
+    #[inline(never)]
+    unsafe fn dotq_avx512_vnni<const G: usize, const MB: usize, const NV: usize>(
+        s: Avx512,
+        d: qdot::Avx512Vnni,
+        blk: *const i8,
+        corr: *const i32,
+        v0: usize,
+        k4: usize,
+        q: [*const i8; MB],
+    ) -> [Acc<<Avx512 as Simd>::V, G, NV>; MB] {
+        // SAFETY: forwarded contract.
+        unsafe { qdot::dot_q::<Avx512, _, G, MB, NV>(s, d, blk, corr, v0, k4, q) }
+    }
+});
+
+/// The AVX-512 int8-dynamic product: `vpdpbusd` when the CPU has VNNI
+/// (detected once), else AVX2's signed byte products on each half.
+///
+/// # Safety
+/// The contract of [`qdot::dot_q`]; the token proves AVX-512F.
+#[cfg(target_arch = "x86_64")]
+unsafe fn dotq_avx512<const G: usize, const MB: usize, const NV: usize>(
+    s: Avx512,
+    blk: *const i8,
+    corr: *const i32,
+    v0: usize,
+    k4: usize,
+    q: [*const i8; MB],
+) -> [Acc<<Avx512 as Simd>::V, G, NV>; MB] {
+    // SAFETY: forwarded contract; a VNNI token exists only on a CPU with
+    // VNNI, the Avx512 token proves the rest of both functions' features.
+    unsafe {
+        match qdot::Avx512Vnni::new() {
+            Some(d) => dotq_avx512_vnni::<G, MB, NV>(s, d, blk, corr, v0, k4, q),
+            None => dotq_avx512_sign::<G, MB, NV>(s, blk, corr, v0, k4, q),
+        }
+    }
+}
+
 /// The out-of-line product and activation of an ISA that needs no
 /// `#[target_feature]` (Portable; NEON, which the aarch64 targets enable for
 /// all code), so `#[inline(never)]` holds; see [`Kernel`].
 macro_rules! plain_entries {
-    ($ty:ty, $dot:ident, $act:ident) => {
+    ($ty:ty, $dot:ident, $dotq:ident, $qd:expr, $act:ident) => {
+        /// # Safety
+        /// The contract of [`qdot::dot_q`].
+        #[inline(never)]
+        unsafe fn $dotq<const G: usize, const MB: usize, const NV: usize>(
+            s: $ty,
+            blk: *const i8,
+            corr: *const i32,
+            v0: usize,
+            k4: usize,
+            q: [*const i8; MB],
+        ) -> [Acc<<$ty as Simd>::V, G, NV>; MB] {
+            // SAFETY: forwarded contract.
+            unsafe { qdot::dot_q::<$ty, _, G, MB, NV>(s, $qd, blk, corr, v0, k4, q) }
+        }
+
         /// # Safety
         /// The contract of [`dot::dot`].
         #[inline(never)]
@@ -254,19 +370,19 @@ macro_rules! plain_entries {
     };
 }
 
-plain_entries!(Portable, dot_portable, act_portable);
+plain_entries!(Portable, dot_portable, dotq_portable, qdot::PortableQ, act_portable);
 // [f32; 8] "vectors": small tiles; the compiler maps them to whatever
 // registers the target has.
-kernel_impl!(Portable, dot_portable, act_portable, full: 1, half: 2, chunk: CHUNK_AVX2);
+kernel_impl!(Portable, dot_portable, dotq_portable, act_portable, full: 1, half: 2, chunk: CHUNK_AVX2);
 
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-plain_entries!(Neon, dot_neon, act_neon);
+plain_entries!(Neon, dot_neon, dotq_neon, qdot::NeonQ, act_neon);
 // 32 registers, as AVX-512: a whole-block LSTM tile of 3 rows holds 24
 // sums, a half-block tile of 6 rows 24 (plus the broadcasts and one
 // weight). The chunk size is AVX2's (8 KiB stays in any aarch64 L1); it is
 // not measured on an ARM core yet.
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-kernel_impl!(Neon, dot_neon, act_neon, full: 3, half: 6, chunk: CHUNK_AVX2);
+kernel_impl!(Neon, dot_neon, dotq_neon, act_neon, full: 3, half: 6, chunk: CHUNK_AVX2);
 
 /// Dispatch from an ISA token to its `#[target_feature]` entry points.
 #[derive(Clone, Copy)]
@@ -305,11 +421,13 @@ impl Token {
     ///
     /// # Safety
     /// The contract of [`project::project`]; the token is not the reference's.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) unsafe fn project(
         self,
         ctx: &Ctx<'_>,
         x: *const f32,
         xs: usize,
+        qx: QBuf,
         n: usize,
         out: *mut f32,
         blocks: (usize, usize),
@@ -318,13 +436,13 @@ impl Token {
         unsafe {
             match self.0 {
                 Isa::Scalar => unreachable!("the reference has no fast kernel"),
-                Isa::Portable(s) => project::project(s, ctx, x, xs, n, out, blocks),
+                Isa::Portable(s) => project::project(s, ctx, x, xs, qx, n, out, blocks),
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2(s) => project_avx2(s, ctx, x, xs, n, out, blocks),
+                Isa::Avx2(s) => project_avx2(s, ctx, x, xs, qx, n, out, blocks),
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx512(s) => project_avx512(s, ctx, x, xs, n, out, blocks),
+                Isa::Avx512(s) => project_avx512(s, ctx, x, xs, qx, n, out, blocks),
                 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-                Isa::Neon(s) => project::project(s, ctx, x, xs, n, out, blocks),
+                Isa::Neon(s) => project::project(s, ctx, x, xs, qx, n, out, blocks),
             }
         }
     }

@@ -7,7 +7,7 @@
 // closer to the math than iterator chains.
 #![allow(clippy::needless_range_loop)]
 
-use super::dot::{Acc, Kernel};
+use super::dot::{QRows, Acc, Kernel};
 use super::tile::{accumulate, bias, clip, flush, gate, park, resume, x_part, Bufs, Chunk, Ctx};
 
 /// `h = (1 - z) n + z h_old`, in the reference's (and ONNX's) form rather
@@ -45,7 +45,7 @@ pub(crate) unsafe fn gru_after_tile<
     // 0 and its input part waits for the epilogue (slot 3 between chunks).
     let (first, xn_part) = if ch.first {
         // SAFETY: forwarded contract.
-        let xp = unsafe { x_part::<S, 3, MB, NV>(s, ctx, blk, v0, b.x, rows) };
+        let xp = unsafe { x_part::<S, 3, MB, NV>(s, ctx, blk, v0, b, rows) };
         let mut init = xp;
         for a in init.iter_mut() {
             a[2] = [s.zero(); NV];
@@ -65,7 +65,7 @@ pub(crate) unsafe fn gru_after_tile<
     let hrows = std::array::from_fn(|m| b.h_prev.wrapping_add(rows[m] * b.hstride));
     // SAFETY: block `blk` of R has K = H >= k1 rows; h rows hold H floats.
     let Some(acc) =
-        (unsafe { accumulate::<S, 3, MB, NV>(s, &p.r, blk, v0, b, rows, hrows, ch, first) })
+        (unsafe { accumulate::<S, 3, MB, NV>(s, &p.r, blk, v0, b, rows, hrows, b.qh.rows(rows), ch, first) })
     else {
         return;
     };
@@ -120,7 +120,7 @@ pub(crate) unsafe fn gru_before_zr_tile<
     let (hp, cfg, p) = (ctx.hp, ctx.cfg, ctx.p);
     let first: Option<[Acc<S::V, 2, NV>; MB]> = if ch.first {
         // SAFETY: forwarded contract.
-        let xp = unsafe { x_part::<S, 3, MB, NV>(s, ctx, blk, v0, b.x, rows) };
+        let xp = unsafe { x_part::<S, 3, MB, NV>(s, ctx, blk, v0, b, rows) };
         for m in 0..MB {
             let at = rows[m] * hp + blk * 2 * l + v0 * l;
             for v in 0..NV {
@@ -135,7 +135,7 @@ pub(crate) unsafe fn gru_before_zr_tile<
     let hrows = std::array::from_fn(|m| b.h_prev.wrapping_add(rows[m] * b.hstride));
     // SAFETY: block `blk` of R_zr has K = H >= k1 rows; h rows hold H floats.
     let Some(acc) =
-        (unsafe { accumulate::<S, 2, MB, NV>(s, &p.r, blk, v0, b, rows, hrows, ch, first) })
+        (unsafe { accumulate::<S, 2, MB, NV>(s, &p.r, blk, v0, b, rows, hrows, b.qh.rows(rows), ch, first) })
     else {
         return;
     };
@@ -200,7 +200,7 @@ pub(crate) unsafe fn gru_before_n_tile<
     let rh = std::array::from_fn(|m| b.aux.cast_const().wrapping_add(rows[m] * hp));
     let rn = p.rn.as_ref().expect("reset-before GRU has R_n panels");
     // SAFETY: block `blk` of R_n has K = H >= k1 rows; r ⊙ h rows hold Hp floats.
-    let Some(acc) = (unsafe { accumulate::<S, 1, MB, NV>(s, rn, blk, v0, b, rows, rh, ch, first) })
+    let Some(acc) = (unsafe { accumulate::<S, 1, MB, NV>(s, rn, blk, v0, b, rows, rh, QRows::none(), ch, first) })
     else {
         return;
     };

@@ -6,7 +6,7 @@
 // closer to the math than iterator chains.
 #![allow(clippy::needless_range_loop)]
 
-use super::dot::Kernel;
+use super::dot::{Kernel, QRows};
 use super::pack::Panels;
 use super::tile::{accumulate, bias, clip, flush, gate, x_part, Bufs, Chunk, Ctx};
 
@@ -28,15 +28,17 @@ pub(crate) unsafe fn lstm_tile<S: Kernel, const MB: usize, const NV: usize, cons
     let (hp, cfg, p) = (ctx.hp, ctx.cfg, ctx.p);
     let first = if ch.first {
         // SAFETY: forwarded contract.
-        Some(unsafe { x_part::<S, 4, MB, NV>(s, ctx, blk, v0, b.x, rows) })
+        Some(unsafe { x_part::<S, 4, MB, NV>(s, ctx, blk, v0, b, rows) })
     } else {
         None
     };
     let hrows = std::array::from_fn(|m| b.h_prev.wrapping_add(rows[m] * b.hstride));
-    // SAFETY: block `blk` of R has K = Hout >= k1 rows; h rows hold Hout floats.
-    let Some(acc) =
-        (unsafe { accumulate::<S, 4, MB, NV>(s, &p.r, blk, v0, b, rows, hrows, ch, first) })
-    else {
+    // SAFETY: block `blk` of R has K = Hout >= k1 rows; h rows hold Hout
+    // floats; `b.qh` their quantized copies when R is int8-dynamic.
+    let Some(acc) = (unsafe {
+        let q = b.qh.rows(rows);
+        accumulate::<S, 4, MB, NV>(s, &p.r, blk, v0, b, rows, hrows, q, ch, first)
+    }) else {
         return;
     };
     let (out, ostride) = match p.proj {
@@ -100,7 +102,7 @@ pub(crate) unsafe fn proj_tile<S: Kernel, const MB: usize, const NV: usize>(
     let first = ch.first.then_some([[[s.zero(); NV]; 1]; MB]);
     // SAFETY: block `blk` of the projection has K = H >= k1 rows; h_full rows hold Hp floats.
     let Some(acc) =
-        (unsafe { accumulate::<S, 1, MB, NV>(s, pr, blk, v0, b, rows, src, ch, first) })
+        (unsafe { accumulate::<S, 1, MB, NV>(s, pr, blk, v0, b, rows, src, QRows::none(), ch, first) })
     else {
         return;
     };

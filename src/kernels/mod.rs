@@ -53,6 +53,7 @@ pub(crate) mod pack;
 #[cfg(feature = "testing")]
 pub(crate) mod probe;
 pub(crate) mod project;
+pub(crate) mod qdot;
 pub(crate) mod step;
 pub(crate) mod tile;
 

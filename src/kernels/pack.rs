@@ -58,6 +58,9 @@ pub(crate) struct Panels {
     /// Int8: the scale of each gate's unit (row of the canonical matrix),
     /// `[blocks][g][nr]`, 0 past `H`; empty for the other formats.
     scales: AlignedBuf,
+    /// Int8-dynamic: `-128 * Σ_k q_w` of each unit, `[blocks][g][nr]` (i32
+    /// bits), where the VNNI product's sums start; empty otherwise.
+    corr: AlignedBuf,
     format: WeightFormat,
     /// Gates per block.
     pub(crate) g: usize,
@@ -82,12 +85,18 @@ impl Panels {
         weight: impl Fn(usize, usize, usize) -> f32,
     ) -> Panels {
         let blocks = h.div_ceil(nr);
-        let elems = blocks * k * g * nr;
+        // Int8-dynamic blocks hold K rounded up to 4 rows (zeros past K).
+        let kp = if format == WeightFormat::Int8Dynamic {
+            k.div_ceil(4) * 4
+        } else {
+            k
+        };
+        let elems = blocks * kp * g * nr;
         let mut vals = vec![0.0f32; elems];
         for b in 0..blocks {
             for kk in 0..k {
                 for gate in 0..g {
-                    let base = ((b * k + kk) * g + gate) * nr;
+                    let base = ((b * kp + kk) * g + gate) * nr;
                     for u in 0..nr.min(h - b * nr) {
                         vals[base + u] = weight(gate, b * nr + u, kk);
                     }
@@ -96,6 +105,7 @@ impl Panels {
         }
         let mut data = AlignedBuf::zeroed((elems * format.bytes()).div_ceil(4));
         let mut scales = AlignedBuf::zeroed(0);
+        let mut corr = AlignedBuf::zeroed(0);
         match format {
             WeightFormat::F32 => data.as_mut_slice().copy_from_slice(&vals),
             WeightFormat::F16 => {
@@ -138,10 +148,39 @@ impl Panels {
                     }
                 }
             }
+            WeightFormat::Int8Dynamic => {
+                // Rows quantized as for Int8, stored [K/4][g][nr][4]: one
+                // unit's four consecutive k adjacent (see `qdot.rs`).
+                scales = AlignedBuf::zeroed(blocks * g * nr);
+                corr = AlignedBuf::zeroed(blocks * g * nr);
+                let d: &mut [i8] = bytemuck::cast_slice_mut(data.as_mut_slice());
+                let sc = scales.as_mut_slice();
+                let cr: &mut [i32] = bytemuck::cast_slice_mut(corr.as_mut_slice());
+                let (mut row, mut q) = (vec![0.0f32; k], vec![0i8; k]);
+                for b in 0..blocks {
+                    for gate in 0..g {
+                        for u in 0..nr.min(h - b * nr) {
+                            for (kk, r) in row.iter_mut().enumerate() {
+                                *r = vals[((b * kp + kk) * g + gate) * nr + u];
+                            }
+                            let i = (b * g + gate) * nr + u;
+                            sc[i] = crate::weights::quantize_row_int8(&row, &mut q);
+                            let mut sum = 0i32;
+                            for (kk, &qi) in q.iter().enumerate() {
+                                let group = b * (kp / 4) + kk / 4;
+                                d[((group * g + gate) * nr + u) * 4 + kk % 4] = qi;
+                                sum += i32::from(qi);
+                            }
+                            cr[i] = -128 * sum;
+                        }
+                    }
+                }
+            }
         }
         Panels {
             data,
             scales,
+            corr,
             format,
             g,
             k,
@@ -150,9 +189,14 @@ impl Panels {
         }
     }
 
-    /// Elements in one block.
+    /// Elements in one block (int8-dynamic: `K` rounded up to 4 rows).
     pub(crate) fn block_len(&self) -> usize {
-        self.k * self.g * self.nr
+        let k = if self.format == WeightFormat::Int8Dynamic {
+            self.k.div_ceil(4) * 4
+        } else {
+            self.k
+        };
+        k * self.g * self.nr
     }
 
     /// The storage format.
@@ -171,10 +215,27 @@ impl Panels {
     /// # Safety
     /// The panels are int8 and `blk < blocks`.
     pub(crate) unsafe fn scales_at(&self, blk: usize) -> *const f32 {
-        debug_assert!(self.format == WeightFormat::Int8 && blk < self.blocks);
+        debug_assert!(self.format.is_int8() && blk < self.blocks);
         // SAFETY: int8 panels hold blocks * g * nr scales (see `pack`) and
         // blk < blocks (the caller's contract).
         unsafe { self.scales.as_slice().as_ptr().add(blk * self.g * self.nr) }
+    }
+
+    /// Int8-dynamic: the corrections of block `blk`, `[g][nr]`.
+    ///
+    /// # Safety
+    /// The panels are int8-dynamic and `blk < blocks`.
+    pub(crate) unsafe fn corr_at(&self, blk: usize) -> *const i32 {
+        debug_assert!(self.format == WeightFormat::Int8Dynamic && blk < self.blocks);
+        // SAFETY: int8-dynamic panels hold blocks * g * nr corrections (see
+        // `pack`) and blk < blocks (the caller's contract).
+        unsafe {
+            self.corr
+                .as_slice()
+                .as_ptr()
+                .cast::<i32>()
+                .add(blk * self.g * self.nr)
+        }
     }
 
     /// The packed storage viewed as f32 words (16-bit formats: two elements
@@ -186,7 +247,8 @@ impl Panels {
 
     /// Bytes of packed weights (int8: with the scales).
     pub(crate) fn bytes(&self) -> usize {
-        self.blocks * self.block_len() * self.format.bytes() + 4 * self.scales.as_slice().len()
+        self.blocks * self.block_len() * self.format.bytes()
+            + 4 * (self.scales.as_slice().len() + self.corr.as_slice().len())
     }
 }
 
@@ -252,7 +314,14 @@ impl DirPack {
         let rp = Panels::pack(r_gates, h, hout, nr, fmt, |gate, j, k| {
             w.r[(gate * h + j) * hout + k]
         });
-        let rn = before.then(|| Panels::pack(1, h, h, nr, fmt, |_, j, k| w.r[(2 * h + j) * h + k]));
+        // Int8-dynamic quantizes only the vectors `W` and `R` multiply;
+        // `R_n (r ⊙ h)` and the projection keep f32 activations.
+        let fmt_f = if fmt == WeightFormat::Int8Dynamic {
+            WeightFormat::Int8
+        } else {
+            fmt
+        };
+        let rn = before.then(|| Panels::pack(1, h, h, nr, fmt_f, |_, j, k| w.r[(2 * h + j) * h + k]));
         let after = cfg.cell == Cell::Gru && !before;
         let mut bias = Vec::with_capacity(g * hp);
         for gate in 0..g {
@@ -276,7 +345,7 @@ impl DirPack {
         let proj = w
             .proj
             .as_ref()
-            .map(|p| Panels::pack(1, hout, h, nr, fmt, |_, j, k| p[j * h + k]));
+            .map(|p| Panels::pack(1, hout, h, nr, fmt_f, |_, j, k| p[j * h + k]));
         DirPack {
             w: wp,
             r: rp,

@@ -10,7 +10,7 @@
 
 use super::dot::{dot_panel, Kernel};
 use super::pack::Panels;
-use super::tile::{chunks, Ctx, TilePlan};
+use super::tile::{chunks, Ctx, QBuf, TilePlan};
 
 /// The input projection for many rows at once: `out[r] = W x[r]` for every
 /// gate, `[G*Hp]` per row (rows [`xproj_stride`] apart), computed with the same product as the step (so
@@ -23,13 +23,17 @@ use super::tile::{chunks, Ctx, TilePlan};
 /// # Safety
 /// `x` holds `n_rows` rows of `ctx.inp` floats, `x_stride` apart; `out` holds
 /// `n_rows` rows of [`xproj_stride`]`(G, Hp)` floats; `ctx.p` was packed for
-/// `S`; `blocks.0 <= blocks.1 <= ctx.p.w.blocks`.
+/// `S`; `blocks.0 <= blocks.1 <= ctx.p.w.blocks`; for int8-dynamic
+/// panels `qx` holds the `n_rows` quantized rows (`In` rounded up to 4
+/// bytes each) and their scales.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn project<S: Kernel>(
     s: S,
     ctx: &Ctx<'_>,
     x: *const f32,
     x_stride: usize,
+    qx: QBuf,
     n_rows: usize,
     out: *mut f32,
     blocks: (usize, usize),
@@ -37,8 +41,8 @@ pub(crate) unsafe fn project<S: Kernel>(
     // SAFETY: forwarded contract.
     unsafe {
         match ctx.p.w.g {
-            4 => project_g::<S, 4>(s, ctx, x, x_stride, n_rows, out, blocks),
-            _ => project_g::<S, 3>(s, ctx, x, x_stride, n_rows, out, blocks),
+            4 => project_g::<S, 4>(s, ctx, x, x_stride, qx, n_rows, out, blocks),
+            _ => project_g::<S, 3>(s, ctx, x, x_stride, qx, n_rows, out, blocks),
         }
     }
 }
@@ -60,11 +64,13 @@ const PROJECT_GROUP_TILES: usize = 32;
 /// # Safety
 /// As for [`project`].
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn project_g<S: Kernel, const G: usize>(
     s: S,
     ctx: &Ctx<'_>,
     x: *const f32,
     x_stride: usize,
+    qx: QBuf,
     n_rows: usize,
     out: *mut f32,
     blocks: (usize, usize),
@@ -86,6 +92,7 @@ unsafe fn project_g<S: Kernel, const G: usize>(
                     hp: ctx.hp,
                     x,
                     x_stride,
+                    qx,
                     r0: r,
                     out,
                     blk,
@@ -140,6 +147,8 @@ struct ProjectAt<'a> {
     /// Input rows `[n_rows, In]`, `x_stride` apart.
     x: *const f32,
     x_stride: usize,
+    /// Int8-dynamic: the quantized input rows.
+    qx: QBuf,
     /// First row of the tile.
     r0: usize,
     /// Output rows, [`xproj_stride`] apart.
@@ -169,6 +178,7 @@ unsafe fn project_tile<S: Kernel, const G: usize, const MB: usize, const NV: usi
         hp,
         x,
         x_stride,
+        qx,
         r0,
         out,
         blk,
@@ -192,8 +202,12 @@ unsafe fn project_tile<S: Kernel, const G: usize, const MB: usize, const NV: usi
             }
         }
     }
-    // SAFETY: block `blk` has K = In >= k1 rows; each x row holds In floats.
-    let acc = unsafe { dot_panel::<S, G, MB, NV>(s, w, blk, v0, k0, k1, rows, acc) };
+    // SAFETY: block `blk` has K = In >= k1 rows; each x row holds In
+    // floats; qx (int8-dynamic) holds rows r0..r0 + MB < n_rows.
+    let acc = unsafe {
+        let q = qx.rows(&std::array::from_fn(|m| r0 + m));
+        dot_panel::<S, G, MB, NV>(s, w, blk, v0, k0, k1, rows, q, acc)
+    };
     for m in 0..MB {
         for g in 0..G {
             for v in 0..NV {

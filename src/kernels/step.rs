@@ -12,6 +12,7 @@ use super::lstm::{lstm_tile, proj_tile};
 use super::tile::{chunks, Bufs, Chunk, Ctx, TilePlan};
 use crate::config::{Cell, GruReset};
 use crate::team::Part;
+use crate::weights::{quantize_activations, WeightFormat};
 
 /// Which tile function a pass runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -178,8 +179,11 @@ unsafe fn tile_at<S: Kernel, const MB: usize, const NV: usize, const DEF: bool>(
 /// rows of `hstride >= max(Hp, proj blocks * NR)` floats (holding the state
 /// in their first `Hout`), `c`, `aux`, `z`, `xn` rows of `Hp` floats (those
 /// the cell uses), and `b.x` rows as its variant says; `ctx.p` was packed
-/// for `S` (`NR = 2 * S::LANES`). No two of the written buffers overlap,
-/// and no two threads of `part` share a `b.acc`.
+/// for `S` (`NR = 2 * S::LANES`). With int8-dynamic panels, `b.qh` holds
+/// a row of at least `Hout` rounded up to 4 bytes and a scale per batch
+/// entry, and `b.qx` (with [`super::tile::XSrc::Fused`]) the quantized
+/// input rows. No two of the written buffers overlap, and no two threads
+/// of `part` share a `b.acc` or a `b.qh`.
 #[inline(always)]
 pub(crate) unsafe fn step<S: Kernel>(
     s: S,
@@ -189,6 +193,21 @@ pub(crate) unsafe fn step<S: Kernel>(
     backwards: bool,
     part: Part<'_>,
 ) {
+    if ctx.p.r.format() == WeightFormat::Int8Dynamic {
+        // The rows R multiplies, quantized once for every pass and block
+        // of this step (into this thread's own buffer).
+        let k = ctx.cfg.output_size();
+        for &r in rows {
+            // SAFETY: h_prev rows hold Hout = k floats; `b.qh` holds a row
+            // of `stride >= k` bytes and a scale for every batch entry, and
+            // belongs to this thread (the contract).
+            unsafe {
+                let h = std::slice::from_raw_parts(b.h_prev.add(r * b.hstride), k);
+                let q = std::slice::from_raw_parts_mut(b.qh.q.add(r * b.qh.stride), k);
+                *b.qh.s.add(r) = quantize_activations(h, q);
+            }
+        }
+    }
     if ctx.acts.is_default() {
         // SAFETY: forwarded contract.
         unsafe { step_impl::<S, true>(s, ctx, b, rows, backwards, part) }

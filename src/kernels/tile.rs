@@ -8,10 +8,11 @@
 // closer to the math than iterator chains.
 #![allow(clippy::needless_range_loop)]
 
-use super::dot::{dot_panel, Acc, Kernel};
+use super::dot::{dot_panel, Acc, Kernel, QRows};
 use super::pack::{DirPack, Panels};
 use crate::activations::{sigmoid_v, tanh_v};
 use crate::config::{Activation, Activations, Config};
+use crate::weights::WeightFormat;
 
 /// What a step needs to know about one layer direction.
 pub(crate) struct Ctx<'a> {
@@ -52,6 +53,50 @@ pub(crate) struct Bufs {
     /// Partial sums between chunks: per batch entry, [`ACC_SLOTS`] blocks
     /// of `NR` floats (the gates' sums, then GRU's input part of n).
     pub(crate) acc: *mut f32,
+    /// Int8-dynamic (null otherwise): this thread's quantized `h_prev`
+    /// rows, per batch entry `q.stride` bytes apart, and their scales,
+    /// written at the start of each step (see `step::step`).
+    pub(crate) qh: QBuf,
+    /// Int8-dynamic with [`XSrc::Fused`] (null otherwise): the quantized
+    /// input rows, per batch entry, and their scales (read only).
+    pub(crate) qx: QBuf,
+}
+
+/// Quantized rows (int8-dynamic): row `i`'s int8 values at `q + i *
+/// stride`, its scale at `s + i`. Null when the panel's format needs none.
+#[derive(Clone, Copy)]
+pub(crate) struct QBuf {
+    pub(crate) q: *mut i8,
+    pub(crate) s: *mut f32,
+    pub(crate) stride: usize,
+}
+
+impl QBuf {
+    /// No quantized rows.
+    pub(crate) fn none() -> QBuf {
+        QBuf {
+            q: std::ptr::null_mut(),
+            s: std::ptr::null_mut(),
+            stride: 0,
+        }
+    }
+
+    /// The quantized rows `rows` (null rows when there are none).
+    ///
+    /// # Safety
+    /// Unless null, the buffer holds a row and a scale for every entry of
+    /// `rows`.
+    #[inline(always)]
+    pub(crate) unsafe fn rows<const MB: usize>(&self, rows: &[usize; MB]) -> QRows<MB> {
+        if self.q.is_null() {
+            return QRows::none();
+        }
+        QRows {
+            q: std::array::from_fn(|m| self.q.wrapping_add(rows[m] * self.stride).cast_const()),
+            // SAFETY: a scale per row (the caller's contract).
+            s: std::array::from_fn(|m| unsafe { *self.s.add(rows[m]) }),
+        }
+    }
 }
 
 /// `NR`-float slots per batch entry in [`Bufs::acc`].
@@ -183,13 +228,13 @@ pub(crate) unsafe fn x_part<S: Kernel, const G: usize, const MB: usize, const NV
     ctx: &Ctx<'_>,
     blk: usize,
     v0: usize,
-    x: XSrc,
+    b: &Bufs,
     rows: &[usize; MB],
 ) -> [Acc<S::V, G, NV>; MB] {
     let l = S::LANES;
     let j = blk * 2 * l + v0 * l;
     let zero = [[[s.zero(); NV]; G]; MB];
-    match x {
+    match b.x {
         XSrc::Pre { base, off } => {
             let mut acc = zero;
             for m in 0..MB {
@@ -208,8 +253,13 @@ pub(crate) unsafe fn x_part<S: Kernel, const G: usize, const MB: usize, const NV
             // SAFETY: off[b] is the row's offset of an [In] input row.
             let ptrs = std::array::from_fn(|m| unsafe { base.add(*off.add(rows[m])) });
             let w = &ctx.p.w;
-            // SAFETY: block `blk` of the W panels has K = In rows.
-            unsafe { dot_panel::<S, G, MB, NV>(s, w, blk, v0, 0, ctx.inp, ptrs, zero) }
+            // SAFETY: block `blk` of the W panels has K = In rows; the
+            // quantized input rows (int8-dynamic) exist for every batch
+            // entry (`step::step`'s contract).
+            unsafe {
+                let q = b.qx.rows(rows);
+                dot_panel::<S, G, MB, NV>(s, w, blk, v0, 0, ctx.inp, ptrs, q, zero)
+            }
         }
     }
 }
@@ -236,7 +286,8 @@ pub(crate) fn bias<S: Kernel>(s: S, v: &[f32], at: usize) -> S::V {
 ///
 /// # Safety
 /// As for `step::step`: `blk < panel.blocks`, `ch.k1 <= panel.k`, each
-/// `src[m]` is valid for reading `ch.k1` floats, `b.acc` holds
+/// `src[m]` is valid for reading `ch.k1` floats (and `q`, for an
+/// int8-dynamic panel, holds the quantized rows), `b.acc` holds
 /// [`ACC_SLOTS`] slots for every entry of `rows`, `v0 + NV <= 2`; `first`
 /// is `Some` exactly on the first chunk.
 #[inline(always)]
@@ -249,6 +300,7 @@ pub(crate) unsafe fn accumulate<S: Kernel, const G: usize, const MB: usize, cons
     b: &Bufs,
     rows: &[usize; MB],
     src: [*const f32; MB],
+    q: QRows<MB>,
     ch: Chunk,
     first: Option<[Acc<S::V, G, NV>; MB]>,
 ) -> Option<[Acc<S::V, G, NV>; MB]> {
@@ -259,7 +311,7 @@ pub(crate) unsafe fn accumulate<S: Kernel, const G: usize, const MB: usize, cons
     };
     // SAFETY: forwarded contract: block `blk` has K >= ch.k1 rows and every
     // src row holds ch.k1 floats.
-    let acc = unsafe { dot_panel::<S, G, MB, NV>(s, panel, blk, v0, ch.k0, ch.k1, src, init) };
+    let acc = unsafe { dot_panel::<S, G, MB, NV>(s, panel, blk, v0, ch.k0, ch.k1, src, q, init) };
     if ch.last {
         return Some(acc);
     }
@@ -290,7 +342,9 @@ impl TilePlan {
         let rest = n - halves * S::HALF_ROWS;
         let short = rest > full && rest < S::HALF_ROWS;
         let tiles = 2 * halves + if short { 2 } else { rest.div_ceil(full) };
-        let kc = if tiles <= 1 || S::CHUNK_BYTES == 0 {
+        // Int8-dynamic sums are i32 until the whole panel is summed: one
+        // pass (its panels are a quarter of f32's, and L2 serves them).
+        let kc = if tiles <= 1 || S::CHUNK_BYTES == 0 || p.format() == WeightFormat::Int8Dynamic {
             p.k.max(1)
         } else {
             super::dot::chunk_rows::<S>(p)

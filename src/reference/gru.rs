@@ -13,7 +13,7 @@
 //! importer negates z's weights and bias to map it here.
 
 use super::activations::eval;
-use super::{clip, matvec_f64, StepParams};
+use super::{clip, matvec, StepParams};
 use crate::config::gru_gate::{N, R, Z};
 use crate::config::GruReset;
 
@@ -24,10 +24,10 @@ pub fn step(p: &StepParams<'_>, x: &[f32], h: &mut [f32]) {
     let gate = |k: usize| k * hs..(k + 1) * hs;
     // Input part of every gate, with the input bias.
     let mut xin: Vec<f64> = w.wb.iter().map(|&b| b as f64).collect();
-    matvec_f64(&w.w, x, 0..3 * hs, &mut xin);
+    matvec(p.dynamic, &w.w, x, 0..3 * hs, &mut xin);
     // Recurrent part of z and r, with their recurrent bias.
     let mut zr: Vec<f64> = w.rb[..2 * hs].iter().map(|&b| b as f64).collect();
-    matvec_f64(&w.r, h, 0..2 * hs, &mut zr);
+    matvec(p.dynamic, &w.r, h, 0..2 * hs, &mut zr);
 
     let z: Vec<f64> = (0..hs)
         .map(|j| eval(p.acts.f, clip(xin[gate(Z)][j] + zr[gate(Z)][j], p.cfg.clip)))
@@ -42,7 +42,7 @@ pub fn step(p: &StepParams<'_>, x: &[f32], h: &mut [f32]) {
             super::matvec_f64_v64(&w.r, &rh64, gate(N), &mut rec_n);
         }
         GruReset::AfterMatmul => {
-            matvec_f64(&w.r, h, gate(N), &mut rec_n);
+            matvec(p.dynamic, &w.r, h, gate(N), &mut rec_n);
             for (v, rj) in rec_n.iter_mut().zip(&r) {
                 *v *= rj;
             }

@@ -10,7 +10,7 @@
 //! ```
 
 use super::activations::eval;
-use super::{clip, matvec_f64, matvec_f64_v64, StepParams};
+use super::{clip, matvec, matvec_f64_v64, StepParams};
 use crate::config::lstm_gate::{F, G, I, O};
 
 /// One LSTM step for one batch entry; see the module docs.
@@ -24,8 +24,8 @@ pub fn step(p: &StepParams<'_>, x: &[f32], h: &mut [f32], c: &mut [f32]) {
             .zip(&w.rb)
             .map(|(&a, &b)| a as f64 + b as f64)
             .collect();
-    matvec_f64(&w.w, x, 0..4 * hs, &mut pre);
-    matvec_f64(&w.r, h, 0..4 * hs, &mut pre);
+    matvec(p.dynamic, &w.w, x, 0..4 * hs, &mut pre);
+    matvec(p.dynamic, &w.r, h, 0..4 * hs, &mut pre);
 
     // Without peepholes the cell state does not reach the gates at all: a
     // `0 * c` term would turn an infinite c into NaN (found by the

@@ -30,6 +30,11 @@ pub struct StepParams<'a> {
     pub acts: crate::config::Activations,
     /// The weights of this direction and layer.
     pub w: &'a DirectionWeights,
+    /// [`crate::WeightFormat::Int8Dynamic`]: the products of `W` with `x`
+    /// and of `R` with the previous `h` quantize their vector per step
+    /// ([`crate::quantize_activations`]) and multiply integers
+    /// ([`matvec_dynamic`]); the weights must be int8-rounded already.
+    pub dynamic: bool,
 }
 
 /// One step of one batch entry: `x` is the layer input `[In]`, `h` the
@@ -53,6 +58,47 @@ pub(crate) fn matvec_f64(m: &[f32], v: &[f32], rows: std::ops::Range<usize>, out
             .zip(v)
             .map(|(&a, &b)| a as f64 * b as f64)
             .sum::<f64>();
+    }
+}
+
+/// `out[j] += (Σ_k q_w[j, k] * q_v[k]) * (s_w[j] * s_v)` for rows `rows`:
+/// the [`crate::WeightFormat::Int8Dynamic`] product, with `v` quantized by
+/// [`crate::quantize_activations`] and each row of `m` (already rounded to
+/// int8) quantized again by [`crate::quantize_row_int8`] (idempotent: the
+/// packed `q_w`, `s_w`). The integer sum is exact; it is converted to f32
+/// and scaled in f32 exactly as the fast kernels do, so a fast kernel and
+/// the reference given the same `v` agree on the product to the f32
+/// rounding of the final additions.
+pub(crate) fn matvec_dynamic(m: &[f32], v: &[f32], rows: std::ops::Range<usize>, out: &mut [f64]) {
+    let n = v.len();
+    let mut qv = vec![0i8; n];
+    let sv = crate::weights::quantize_activations(v, &mut qv);
+    let mut qw = vec![0i8; n];
+    for (o, j) in out.iter_mut().zip(rows) {
+        let sw = crate::weights::quantize_row_int8(&m[j * n..(j + 1) * n], &mut qw);
+        let acc: i64 = qw
+            .iter()
+            .zip(&qv)
+            .map(|(&a, &b)| i64::from(a) * i64::from(b))
+            .sum();
+        // |acc| <= 127^2 * INT8_DYNAMIC_MAX_K < 2^31 (checked when the
+        // format is chosen).
+        *o += ((acc as i32) as f32 * (sw * sv)) as f64;
+    }
+}
+
+/// [`matvec_dynamic`] if `dynamic`, else [`matvec_f64`].
+pub(crate) fn matvec(
+    dynamic: bool,
+    m: &[f32],
+    v: &[f32],
+    rows: std::ops::Range<usize>,
+    out: &mut [f64],
+) {
+    if dynamic {
+        matvec_dynamic(m, v, rows, out)
+    } else {
+        matvec_f64(m, v, rows, out)
     }
 }
 

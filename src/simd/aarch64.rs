@@ -99,6 +99,11 @@ impl Simd for Neon {
             vcvtq_f32_s32(vmovl_s16(vget_low_s16(vmovl_s8(b))))
         }
     }
+    #[inline(always)]
+    fn cvt_i32(self, v: float32x4_t) -> float32x4_t {
+        // SAFETY: the token proves NEON.
+        unsafe { vcvtq_f32_s32(vreinterpretq_s32_f32(v)) }
+    }
     /// # Safety
     /// The contract of [`Simd::store`].
     #[inline(always)]

@@ -51,6 +51,10 @@ pub(crate) trait Simd: Copy {
     /// # Safety
     /// `p` must be valid for reading `LANES` i8 (no alignment required).
     unsafe fn load_i8(self, p: *const i8) -> Self::V;
+    /// The lanes of `v` read as i32 (bit patterns, as the integer
+    /// product of `kernels/qdot.rs` leaves them) converted to f32, rounded
+    /// to nearest, ties to even (exact below 2^24 in magnitude).
+    fn cvt_i32(self, v: Self::V) -> Self::V;
     /// Stores `LANES` floats.
     ///
     /// # Safety

@@ -77,6 +77,10 @@ impl Simd for Portable {
         let v = unsafe { std::ptr::read_unaligned(p as *const [i8; 8]) };
         v.map(f32::from)
     }
+    #[inline(always)]
+    fn cvt_i32(self, v: [f32; 8]) -> [f32; 8] {
+        v.map(|x| x.to_bits() as i32 as f32)
+    }
     /// # Safety
     /// The contract of [`Simd::store`].
     #[inline(always)]
@@ -178,6 +182,10 @@ impl Simd for Scalar {
     unsafe fn load_i8(self, p: *const i8) -> f32 {
         // SAFETY: the caller guarantees one readable i8 at `p`.
         f32::from(unsafe { p.read() })
+    }
+    #[inline(always)]
+    fn cvt_i32(self, v: f32) -> f32 {
+        v.to_bits() as i32 as f32
     }
     /// # Safety
     /// The contract of [`Simd::store`].

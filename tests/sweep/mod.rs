@@ -42,6 +42,11 @@ pub fn digest(family: KernelFamily, f: Function, block: u64) -> u64 {
 /// function, printed as each is done.
 pub fn print_digests() {
     let only = std::env::var("FUSEDRNN_SWEEP_FUNCTION").ok();
+    // Resume a sweep cut short: the first sixteenth to digest.
+    let from: u64 = std::env::var("FUSEDRNN_SWEEP_FROM")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     for family in sweep_families() {
         for f in [
             Function::Sigmoid,
@@ -53,7 +58,7 @@ pub fn print_digests() {
             if only.as_ref().is_some_and(|o| *o != name) {
                 continue;
             }
-            for block in 0..16 {
+            for block in from..16 {
                 let d = digest(family, f, block);
                 println!("digest {family:?} {f:?} {block:2}/16: {d:016x}");
             }

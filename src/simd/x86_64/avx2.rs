@@ -76,6 +76,11 @@ impl Simd for Avx2 {
         // load); the token proves AVX2.
         unsafe { _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p as *const __m128i))) }
     }
+    #[inline(always)]
+    fn cvt_i32(self, v: __m256) -> __m256 {
+        // SAFETY: the token proves AVX2.
+        unsafe { _mm256_cvtepi32_ps(_mm256_castps_si256(v)) }
+    }
     /// # Safety
     /// The contract of [`Simd::store`].
     #[inline(always)]

@@ -70,6 +70,11 @@ impl Simd for Avx512 {
         // token proves AVX-512F (vpmovsxbd zmm, vcvtdq2ps zmm).
         unsafe { _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(p as *const __m128i))) }
     }
+    #[inline(always)]
+    fn cvt_i32(self, v: __m512) -> __m512 {
+        // SAFETY: the token proves AVX-512F.
+        unsafe { _mm512_cvtepi32_ps(_mm512_castps_si512(v)) }
+    }
     /// # Safety
     /// The contract of [`Simd::store`].
     #[inline(always)]

@@ -24,6 +24,11 @@ macro_rules! isa_features {
     (avx512 $($rest:tt)*) => {
         $crate::simd::x86_64::with_features! { ["avx512f", "avx2", "fma"] $($rest)* }
     };
+    // AVX-512 with VNNI: the int8-dynamic product's `vpdpbusd` (a
+    // sub-kernel of the avx512 family, used when the CPU has it).
+    (avx512vnni $($rest:tt)*) => {
+        $crate::simd::x86_64::with_features! { ["avx512f", "avx512vnni", "avx2", "fma"] $($rest)* }
+    };
 }
 pub(crate) use isa_features;
 
