@@ -36,7 +36,8 @@ use fusedrnn::{KernelFamily, Team, WeightFormat};
 
 /// The default tolerance with `--weights`: about twice the worst output
 /// error the format's rounding causes on the committed golden cases
-/// (measured, every family: f16 4.0e-3, bf16 4.6e-2, int8 1.1e-1). The
+/// (measured, every family: f16 4.0e-3, bf16 4.6e-2, int8 1.1e-1,
+/// int8-dynamic 1.6e-1). The
 /// worst are the `saturating` cases, whose large weights and inputs put
 /// pre-activations in the tens: a weight's rounding (int8: up to
 /// max|row|/254; bf16 2^-9 relative) times a large input moves the units

@@ -226,8 +226,8 @@ pub fn quantize_row_int8(row: &[f32], q: &mut [i8]) -> f32 {
 #[inline(always)]
 pub fn quantize_activations(v: &[f32], q: &mut [i8]) -> f32 {
     // Sixteen running maxima (a form the compiler vectorizes; the maximum
-    // is exact whatever the order). A NaN or infinity makes some |x|
-    // compare false against f32::MAX.
+    // is exact whatever the order), and whether any value is a NaN or an
+    // infinity.
     let mut lanes = [0.0f32; 16];
     let mut bad_lanes = [false; 16];
     let chunks = v.chunks_exact(16);
@@ -236,13 +236,13 @@ pub fn quantize_activations(v: &[f32], q: &mut [i8]) -> f32 {
         for i in 0..16 {
             let a = c[i].abs();
             lanes[i] = if a > lanes[i] { a } else { lanes[i] };
-            bad_lanes[i] |= !(a <= f32::MAX);
+            bad_lanes[i] |= !a.is_finite();
         }
     }
     for (i, &x) in tail.iter().enumerate() {
         let a = x.abs();
         lanes[i] = if a > lanes[i] { a } else { lanes[i] };
-        bad_lanes[i] |= !(a <= f32::MAX);
+        bad_lanes[i] |= !a.is_finite();
     }
     let max = lanes.iter().fold(0.0f32, |m, &a| if a > m { a } else { m });
     let bad = bad_lanes.iter().any(|&b| b);

@@ -101,6 +101,7 @@ fn rounded_weight_formats_keep_the_predictions() {
         let f32_acc = evaluate(&mut base.clone(), &test).unwrap().accuracy();
         for fmt in [
             fusedrnn::WeightFormat::Int8,
+            fusedrnn::WeightFormat::Int8Dynamic,
             fusedrnn::WeightFormat::Bf16,
             fusedrnn::WeightFormat::F16,
         ] {

@@ -16,6 +16,19 @@ proptest! {
     fn every_kernel_matches_the_reference(c in case()) {
         check(&c, true)?;
     }
+
+    /// Int8-dynamic on every family (the tolerance: `props::tolerance`):
+    /// half the cases one step of one layer, held to the f32 5e-5.
+    #[test]
+    fn int8_dynamic_matches_the_reference(c in case(), one_step in any::<bool>()) {
+        let mut c = c;
+        c.format = fusedrnn::WeightFormat::Int8Dynamic;
+        if one_step {
+            c.t = 1;
+            c.layers = 1;
+        }
+        check(&c, false)?;
+    }
 }
 
 /// ThresholdedRelu (discontinuous at alpha) on a fixed seed: one layer,

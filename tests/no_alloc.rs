@@ -71,6 +71,7 @@ fn run_and_step_do_not_allocate() {
         (Cell::Lstm, 2, Direction::Forward, 16),
         (Cell::Gru, 2, Direction::Forward, 0),
         (Cell::Gru, 1, Direction::Reverse, 0),
+        (Cell::Lstm, 2, Direction::Bidirectional, 16),
     ];
     for family in KernelFamily::available()
         .into_iter()
@@ -81,6 +82,7 @@ fn run_and_step_do_not_allocate() {
             fusedrnn::WeightFormat::Bf16,
             fusedrnn::WeightFormat::F16,
             fusedrnn::WeightFormat::Int8,
+            fusedrnn::WeightFormat::Int8Dynamic,
         ]) {
             let m = model(cell, layers, dir, proj)
                 .with_weight_format(fmt)
@@ -133,6 +135,8 @@ fn streams_and_team_do_not_allocate() {
             (Cell::Gru, 1, 0, fusedrnn::WeightFormat::Int8),
             (Cell::Lstm, 1, 0, fusedrnn::WeightFormat::F32),
             (Cell::Lstm, 2, 16, fusedrnn::WeightFormat::Int8),
+            (Cell::Gru, 1, 0, fusedrnn::WeightFormat::Int8Dynamic),
+            (Cell::Lstm, 2, 16, fusedrnn::WeightFormat::Int8Dynamic),
         ] {
             let m = model(cell, layers, Direction::Forward, proj)
                 .with_weight_format(fmt)

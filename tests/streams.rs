@@ -44,7 +44,8 @@ fn case() -> impl Strategy<Value = Case> {
             2 => Just(WeightFormat::F32),
             1 => Just(WeightFormat::Bf16),
             1 => Just(WeightFormat::F16),
-            1 => Just(WeightFormat::Int8)
+            1 => Just(WeightFormat::Int8),
+            1 => Just(WeightFormat::Int8Dynamic)
         ],
         1usize..=20,
         any::<u64>(),

@@ -136,11 +136,7 @@ impl Elem for F16 {
 /// cover four times the rows; int8 sums are scaled once per chunk).
 #[inline(always)]
 pub(crate) fn chunk_rows<S: Kernel>(p: &Panels) -> usize {
-    let elem = if p.format().is_int8() {
-        1
-    } else {
-        4
-    };
+    let elem = if p.format().is_int8() { 1 } else { 4 };
     (S::CHUNK_BYTES / (elem * p.g * p.nr)).max(1)
 }
 

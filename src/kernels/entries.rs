@@ -5,8 +5,8 @@
 //! dispatches from a token to them; holding the token proves the features.
 
 use super::dot::{self, Acc, Elem, Kernel};
-use super::qdot;
 use super::project;
+use super::qdot;
 use super::step;
 use super::tile::{Bufs, Ctx, QBuf};
 use crate::activations::activation_v;
@@ -370,7 +370,13 @@ macro_rules! plain_entries {
     };
 }
 
-plain_entries!(Portable, dot_portable, dotq_portable, qdot::PortableQ, act_portable);
+plain_entries!(
+    Portable,
+    dot_portable,
+    dotq_portable,
+    qdot::PortableQ,
+    act_portable
+);
 // [f32; 8] "vectors": small tiles; the compiler maps them to whatever
 // registers the target has.
 kernel_impl!(Portable, dot_portable, dotq_portable, act_portable, full: 1, half: 2, chunk: CHUNK_AVX2);

@@ -7,7 +7,7 @@
 // closer to the math than iterator chains.
 #![allow(clippy::needless_range_loop)]
 
-use super::dot::{QRows, Acc, Kernel};
+use super::dot::{Acc, Kernel, QRows};
 use super::tile::{accumulate, bias, clip, flush, gate, park, resume, x_part, Bufs, Chunk, Ctx};
 
 /// `h = (1 - z) n + z h_old`, in the reference's (and ONNX's) form rather
@@ -64,9 +64,9 @@ pub(crate) unsafe fn gru_after_tile<
     };
     let hrows = std::array::from_fn(|m| b.h_prev.wrapping_add(rows[m] * b.hstride));
     // SAFETY: block `blk` of R has K = H >= k1 rows; h rows hold H floats.
-    let Some(acc) =
-        (unsafe { accumulate::<S, 3, MB, NV>(s, &p.r, blk, v0, b, rows, hrows, b.qh.rows(rows), ch, first) })
-    else {
+    let Some(acc) = (unsafe {
+        accumulate::<S, 3, MB, NV>(s, &p.r, blk, v0, b, rows, hrows, b.qh.rows(rows), ch, first)
+    }) else {
         return;
     };
     for m in 0..MB {
@@ -134,9 +134,9 @@ pub(crate) unsafe fn gru_before_zr_tile<
     };
     let hrows = std::array::from_fn(|m| b.h_prev.wrapping_add(rows[m] * b.hstride));
     // SAFETY: block `blk` of R_zr has K = H >= k1 rows; h rows hold H floats.
-    let Some(acc) =
-        (unsafe { accumulate::<S, 2, MB, NV>(s, &p.r, blk, v0, b, rows, hrows, b.qh.rows(rows), ch, first) })
-    else {
+    let Some(acc) = (unsafe {
+        accumulate::<S, 2, MB, NV>(s, &p.r, blk, v0, b, rows, hrows, b.qh.rows(rows), ch, first)
+    }) else {
         return;
     };
     for m in 0..MB {
@@ -200,8 +200,9 @@ pub(crate) unsafe fn gru_before_n_tile<
     let rh = std::array::from_fn(|m| b.aux.cast_const().wrapping_add(rows[m] * hp));
     let rn = p.rn.as_ref().expect("reset-before GRU has R_n panels");
     // SAFETY: block `blk` of R_n has K = H >= k1 rows; r ⊙ h rows hold Hp floats.
-    let Some(acc) = (unsafe { accumulate::<S, 1, MB, NV>(s, rn, blk, v0, b, rows, rh, QRows::none(), ch, first) })
-    else {
+    let Some(acc) = (unsafe {
+        accumulate::<S, 1, MB, NV>(s, rn, blk, v0, b, rows, rh, QRows::none(), ch, first)
+    }) else {
         return;
     };
     for m in 0..MB {

@@ -101,9 +101,9 @@ pub(crate) unsafe fn proj_tile<S: Kernel, const MB: usize, const NV: usize>(
     let src = std::array::from_fn(|m| b.aux.cast_const().wrapping_add(rows[m] * hp));
     let first = ch.first.then_some([[[s.zero(); NV]; 1]; MB]);
     // SAFETY: block `blk` of the projection has K = H >= k1 rows; h_full rows hold Hp floats.
-    let Some(acc) =
-        (unsafe { accumulate::<S, 1, MB, NV>(s, pr, blk, v0, b, rows, src, QRows::none(), ch, first) })
-    else {
+    let Some(acc) = (unsafe {
+        accumulate::<S, 1, MB, NV>(s, pr, blk, v0, b, rows, src, QRows::none(), ch, first)
+    }) else {
         return;
     };
     for m in 0..MB {

@@ -321,7 +321,8 @@ impl DirPack {
         } else {
             fmt
         };
-        let rn = before.then(|| Panels::pack(1, h, h, nr, fmt_f, |_, j, k| w.r[(2 * h + j) * h + k]));
+        let rn =
+            before.then(|| Panels::pack(1, h, h, nr, fmt_f, |_, j, k| w.r[(2 * h + j) * h + k]));
         let after = cfg.cell == Cell::Gru && !before;
         let mut bias = Vec::with_capacity(g * hp);
         for gate in 0..g {

@@ -51,7 +51,13 @@ pub(crate) trait QDot<S: Simd>: Copy {
 /// LANES` and `k4` groups; `corr` to its `G * NR` corrections; `v0 + NV <=
 /// 2`; each `q[m]` is valid for reading `4 * k4` bytes.
 #[inline(always)]
-pub(crate) unsafe fn dot_q<S: Simd, D: QDot<S>, const G: usize, const MB: usize, const NV: usize>(
+pub(crate) unsafe fn dot_q<
+    S: Simd,
+    D: QDot<S>,
+    const G: usize,
+    const MB: usize,
+    const NV: usize,
+>(
     s: S,
     d: D,
     blk: *const i8,
@@ -219,11 +225,7 @@ mod x86 {
             // token proves AVX-512F and AVX2.
             unsafe {
                 let a = _mm512_castps_si512(acc);
-                let lo = sign_dot(
-                    _mm512_castsi512_si256(a),
-                    b,
-                    _mm256_loadu_si256(w.cast()),
-                );
+                let lo = sign_dot(_mm512_castsi512_si256(a), b, _mm256_loadu_si256(w.cast()));
                 let hi = sign_dot(
                     _mm512_extracti64x4_epi64::<1>(a),
                     b,
