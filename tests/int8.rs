@@ -4,7 +4,7 @@
 //! this host runs, held to the bounds the README states.
 
 use fusedrnn::shapes::{format_error, STANDARD};
-use fusedrnn::{quantize_row_int8, KernelFamily, WeightFormat};
+use fusedrnn::{quantize_activations, quantize_row_int8, KernelFamily, WeightFormat};
 use proptest::prelude::*;
 
 proptest! {
@@ -37,6 +37,78 @@ proptest! {
         prop_assert_eq!(s2, s);
         prop_assert_eq!(q2, q);
     }
+}
+
+proptest! {
+    /// The activation quantizer: `q * s` within `s / 2` (and float
+    /// rounding) of each value, `|q| <= 127`, the largest magnitude maps to
+    /// +-127, `s = max / 127`.
+    #[test]
+    fn activations_quantize_within_half_a_step(
+        v in prop::collection::vec(-1.0f32..1.0, 1..300),
+        exp in -60i32..60,
+    ) {
+        let v: Vec<f32> = v.iter().map(|x| x * 2f32.powi(exp)).collect();
+        let mut q = vec![0i8; v.len()];
+        let s = quantize_activations(&v, &mut q);
+        let max = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        if max < 1e-30 {
+            prop_assert_eq!(s, 0.0);
+            prop_assert!(q.iter().all(|&x| x == 0));
+            return Ok(());
+        }
+        prop_assert_eq!(s, max / 127.0);
+        for (&x, &qi) in v.iter().zip(&q) {
+            prop_assert!((-127..=127).contains(&qi));
+            prop_assert!((x - f32::from(qi) * s).abs() <= s * 0.5001, "{} -> {}", x, qi);
+        }
+        prop_assert!(q.iter().any(|&x| x.unsigned_abs() == 127));
+    }
+}
+
+#[test]
+fn degenerate_activations() {
+    let mut q = [5i8; 3];
+    assert_eq!(quantize_activations(&[0.0, -0.0, 0.0], &mut q), 0.0);
+    assert_eq!(q, [0, 0, 0]);
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        q = [5; 3];
+        assert!(quantize_activations(&[1.0, bad, 0.5], &mut q).is_nan());
+        assert_eq!(q, [0, 0, 0]);
+    }
+    // Ties round to even: 0.5 and 1.5 steps of a 127-step scale.
+    let mut q = [0i8; 3];
+    assert_eq!(quantize_activations(&[127.0, 0.5, 1.5], &mut q), 1.0);
+    assert_eq!(q, [127, 0, 2]);
+    assert_eq!(quantize_activations(&[], &mut []), 0.0);
+}
+
+/// A model that int8-dynamic cannot hold (reductions past
+/// INT8_DYNAMIC_MAX_K) is refused with a typed error, not built.
+#[test]
+fn int8_dynamic_refuses_reductions_past_its_limit() {
+    use fusedrnn::{Cell, Config, DirectionWeights, Rnn};
+    let i = fusedrnn::INT8_DYNAMIC_MAX_K + 1;
+    let cfg = Config::new(Cell::Gru, i, 1);
+    let w = DirectionWeights {
+        w: vec![0.5; 3 * i],
+        r: vec![0.5; 3],
+        wb: vec![0.0; 3],
+        rb: vec![0.0; 3],
+        peepholes: None,
+        proj: None,
+    };
+    let m = Rnn::new(cfg.clone(), vec![w.clone()]).unwrap();
+    assert!(matches!(
+        m.with_weight_format(WeightFormat::Int8Dynamic),
+        Err(fusedrnn::Error::Unsupported(_))
+    ));
+    assert!(matches!(
+        Rnn::builder(cfg, vec![w])
+            .weight_format(WeightFormat::Int8Dynamic)
+            .build(),
+        Err(fusedrnn::Error::Unsupported(_))
+    ));
 }
 
 #[test]
