@@ -55,7 +55,10 @@ SHAPES = [
     ("lstm-h512-step", "lstm", 512, 1, 1, True),
 ]
 
-FUSED = ["fusedrnn", "fusedrnn-bf16", "fusedrnn-int8"]
+FUSED = ["fusedrnn", "fusedrnn-bf16", "fusedrnn-int8", "fusedrnn-int8dyn"]
+# fusedrnn's two int8 formats: int8 weights with f32 activations, and
+# int8-dynamic (activations quantized per vector and step, integer products).
+INT8_FUSED = ["fusedrnn-int8", "fusedrnn-int8dyn"]
 PEERS = ["onnxruntime", "openvino", "pytorch"]
 # Peers with int8 weights (dynamic quantization: activations quantized per
 # call, integer products): ONNX Runtime's DynamicQuantizeLSTM (LSTM only;
@@ -68,6 +71,7 @@ LABEL = {
     "fusedrnn": "fusedrnn f32",
     "fusedrnn-bf16": "fusedrnn bf16",
     "fusedrnn-int8": "fusedrnn int8",
+    "fusedrnn-int8dyn": "fusedrnn int8-dynamic",
     "onnxruntime-int8": "ONNX Runtime int8",
     "pytorch-int8": "PyTorch int8",
     "onnxruntime": "ONNX Runtime",
@@ -359,7 +363,8 @@ def phase(args):
         if cell == "lstm":
             feeds["initial_c"] = w["c0"]
         sys_ = {}
-        for key, fmt in (("fusedrnn", "f32"), ("fusedrnn-bf16", "bf16"), ("fusedrnn-int8", "int8")):
+        for key, fmt in (("fusedrnn", "f32"), ("fusedrnn-bf16", "bf16"), ("fusedrnn-int8", "int8"),
+                         ("fusedrnn-int8dyn", "int8-dynamic")):
             sys_[key] = Fused(worker, f"{name}/{fmt}", st, cell, b, t, streaming, fmt)
         sys_["onnxruntime"] = OnnxRuntime(onnx_path, feeds, threads)
         sys_["openvino"] = OpenVino(onnx_path, feeds, threads)
@@ -374,7 +379,7 @@ def phase(args):
         # Agreement with fusedrnn's scalar reference.
         fast, ref = sys_["fusedrnn"].outputs(os.path.join(work, name + ".f32"))
         diffs = {"fusedrnn": float(np.max(np.abs(fast - ref)))}
-        for key, fmt in (("fusedrnn-bf16", "bf16"), ("fusedrnn-int8", "int8")):
+        for key, fmt in (("fusedrnn-bf16", "bf16"), ("fusedrnn-int8", "int8"), ("fusedrnn-int8dyn", "int8-dynamic")):
             y, _ = sys_[key].outputs(os.path.join(work, f"{name}.{fmt}"))
             diffs[key] = float(np.max(np.abs(y - ref)))
         for key, s in sys_.items():
@@ -455,45 +460,53 @@ def table(recs):
 
 
 def int8_table(recs):
-    """fusedrnn int8 against the int8 peers and the fastest f32 peer, with
-    every int8 system's max |Y - f32 reference|."""
-    if not any(r["system"] == "fusedrnn-int8" for r in recs):
+    """fusedrnn's int8 formats against the int8 peers, the fastest f32 peer
+    and fusedrnn bf16, with every int8 system's max |Y - f32 reference|."""
+    mine_all = [s for s in INT8_FUSED if any(r["system"] == s for r in recs)]
+    if not mine_all:
         return ""
     by = {}
     for r in recs:
         by.setdefault((r["shape"], r["threads"]), {})[r["system"]] = r
     q = [s for s in INT8_PEERS if any(r["system"] == s for r in recs)]
-    head = (["shape", "threads", "fusedrnn int8", "fusedrnn bf16"] + [LABEL[s] for s in q]
-            + ["fastest f32 peer", "int8 / f32 peer", "int8 / own bf16", "fastest int8 peer", "int8 / int8 peer"]
-            + [f"max err {LABEL[s]}" for s in ["fusedrnn-int8"] + q])
+    short = {s: LABEL[s].replace("fusedrnn ", "") for s in mine_all}
+    head = (["shape", "threads"] + [LABEL[s] for s in mine_all] + ["fusedrnn bf16"] + [LABEL[s] for s in q]
+            + ["fastest f32 peer", "fastest int8 peer"]
+            + [f"{short[s]} / {what}" for s in mine_all for what in ("f32 peer", "own bf16", "int8 peer")]
+            + [f"max err {LABEL[s]}" for s in mine_all + q])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     order = [s[0] for s in SHAPES]
     f32_peers = PEERS + RUST_PEERS
     for (shape, thr) in sorted(by, key=lambda k: (k[1], order.index(k[0]))):
         row = by[(shape, thr)]
-        if "fusedrnn-int8" not in row:
+        if not any(s in row for s in mine_all):
             continue
         us = lambda s: row[s]["us_per_step"]
-        mine = us("fusedrnn-int8")
-        cells = [shape, str(thr), f"{mine:.2f}", f"{us('fusedrnn-bf16'):.2f}" if "fusedrnn-bf16" in row else "-"]
+        cells = [shape, str(thr)]
+        cells += [f"{us(s):.2f}" if s in row else "-" for s in mine_all]
+        cells.append(f"{us('fusedrnn-bf16'):.2f}" if "fusedrnn-bf16" in row else "-")
         cells += [f"{us(s):.2f}" if s in row else "-" for s in q]
         best = min((s for s in f32_peers if s in row), key=us)
-        cells += [f"{LABEL[best]} {us(best):.2f}", f"**{us(best) / mine:.2f}x**"]
-        cells.append(f"**{us('fusedrnn-bf16') / mine:.2f}x**" if "fusedrnn-bf16" in row else "-")
+        cells.append(f"{LABEL[best]} {us(best):.2f}")
         qbest = [s for s in q if s in row]
-        if qbest:
-            b = min(qbest, key=us)
-            cells += [f"{LABEL[b]} {us(b):.2f}", f"**{us(b) / mine:.2f}x**"]
-        else:
-            cells += ["-", "-"]
-        cells += [f"{row[s]['max_abs_diff']:.1e}" if s in row else "-" for s in ["fusedrnn-int8"] + q]
+        b8 = min(qbest, key=us) if qbest else None
+        cells.append(f"{LABEL[b8]} {us(b8):.2f}" if b8 else "-")
+        for s in mine_all:
+            if s not in row:
+                cells += ["-", "-", "-"]
+                continue
+            mine = us(s)
+            cells.append(f"**{us(best) / mine:.2f}x**")
+            cells.append(f"**{us('fusedrnn-bf16') / mine:.2f}x**" if "fusedrnn-bf16" in row else "-")
+            cells.append(f"**{us(b8) / mine:.2f}x**" if b8 else "-")
+        cells += [f"{row[s]['max_abs_diff']:.1e}" if s in row else "-" for s in mine_all + q]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def svg_chart(recs, title):
     """Horizontal bars: each system's time per step relative to fusedrnn f32."""
-    colors = {"fusedrnn": "#1b7837", "fusedrnn-bf16": "#7fbf7b", "fusedrnn-int8": "#c2e699",
+    colors = {"fusedrnn": "#1b7837", "fusedrnn-bf16": "#7fbf7b", "fusedrnn-int8": "#c2e699", "fusedrnn-int8dyn": "#d9f0a3",
               "onnxruntime": "#2166ac", "onnxruntime-int8": "#92c5de", "openvino": "#b2182b",
               "pytorch": "#ef8a62", "pytorch-int8": "#fddbc7", "tract": "#762a83"}
     rows = {}
@@ -567,7 +580,7 @@ def main():
     md = head + "\n\n" + table(recs) + "\n"
     t8 = int8_table(recs)
     if t8:
-        md += ("\nint8 weights (ratios: the other system's time / fusedrnn int8's; max err: "
+        md += ("\nint8 weights (ratios: the other system's time / fusedrnn's int8 format's; max err: "
                "max |Y - f32 reference| over the T x B x H outputs):\n\n" + t8 + "\n")
     print(md)
     with open(os.path.join(args.out, "table.md"), "w") as f:
