@@ -215,6 +215,7 @@ fuzz_target!(|inp: Input| {
         })
         .collect();
     let format = WeightFormat::ALL[inp.format as usize % WeightFormat::ALL.len()];
+    let cfg_layers = cfg.num_layers;
     let model = RnnBuilder::new(cfg, weights)
         .kernel(KernelFamily::Reference)
         .weight_format(format)
@@ -268,6 +269,15 @@ fuzz_target!(|inp: Input| {
             .chain(init.c())
             .all(|v| v.abs() <= 1e6);
 
+    // Int8-dynamic quantizes vectors the kernels computed (the previous h,
+    // a lower layer's output); a value within f32 rounding of a
+    // quantization boundary may round to neighbouring levels in a kernel
+    // and in the reference, a legitimate difference of one level times a
+    // weight (tests/props: `tolerance`). One step of one layer quantizes
+    // only given vectors, identically, so it is held to the tolerance;
+    // longer runs to the NaN rule.
+    let comparable = format != WeightFormat::Int8Dynamic || (t <= 1 && cfg_layers == 1);
+    let well_scaled = well_scaled && comparable;
     let (want, want_state) = run(&model, &seq, &init);
     let mut rel_tol = 5e-5f32;
     let mut measured = false;
