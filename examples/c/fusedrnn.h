@@ -94,7 +94,8 @@ const char *fusedrnn_last_error(void);
 // (PyTorch layout: `weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0`, ...,
 // after `prefix`, e.g. `"rnn."`; `""` or null for none). `cell`: 0 to
 // read it off the shapes, 1 LSTM, 2 GRU. `weights`: null or `"f32"`,
-// `"f16"`, `"bf16"`, `"int8"` (the matrices' storage, see the README).
+// `"f16"`, `"bf16"`, `"int8"`, `"int8-dynamic"` (the matrices' storage,
+// see the README).
 // The kernel is the fastest this CPU has. On success `*out` is a model
 // to free with [`fusedrnn_model_free`].
 //
@@ -111,7 +112,7 @@ enum FrStatus fusedrnn_model_load_pytorch(const char *path,
 // nodes stacked as layers when they form one chain (initializers `W`,
 // `R`, `B`, `P` and the nodes' attributes; see `fusedrnn::import::onnx`),
 // its matrices stored in `weights` (null or `"f32"`, `"f16"`, `"bf16"`,
-// `"int8"`). Other files with several RNN nodes are `FR_INVALID_ARGUMENT`.
+// `"int8"`, `"int8-dynamic"`). Other files with several RNN nodes are `FR_INVALID_ARGUMENT`.
 //
 // # Safety
 // `path` and a non-null `weights` are NUL-terminated strings; `out` is
