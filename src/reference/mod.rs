@@ -33,7 +33,7 @@ pub struct StepParams<'a> {
     /// [`crate::WeightFormat::Int8Dynamic`]: the products of `W` with `x`
     /// and of `R` with the previous `h` quantize their vector per step
     /// ([`crate::quantize_activations`]) and multiply integers
-    /// ([`matvec_dynamic`]); the weights must be int8-rounded already.
+    /// (an exact integer product); the weights must be int8-rounded already.
     pub dynamic: bool,
 }
 
