@@ -242,11 +242,16 @@ mod x86 {
     pub(crate) struct Avx512Vnni(());
 
     impl Avx512Vnni {
-        /// The token, if this CPU has AVX-512 VNNI (checked once per process).
+        /// The token, if this CPU has AVX-512 VNNI (checked once per
+        /// process). The environment variable `FUSEDRNN_NO_VNNI` (any
+        /// value) makes it answer no, so a VNNI host can test the AVX-512
+        /// kernels' other product (`.ci/run` does).
         pub(crate) fn new() -> Option<Avx512Vnni> {
             static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-            HAS.get_or_init(|| isa_features!(avx512vnni detect))
-                .then_some(Avx512Vnni(()))
+            HAS.get_or_init(|| {
+                isa_features!(avx512vnni detect) && std::env::var_os("FUSEDRNN_NO_VNNI").is_none()
+            })
+            .then_some(Avx512Vnni(()))
         }
     }
 
