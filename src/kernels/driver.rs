@@ -251,7 +251,7 @@ impl FastKernel {
         let x_len = product("layer input", &[n_rows.max(batch), cfg.input_size])?;
         grow(&mut ws.xflush, x_len)?;
         let hstride = self.packs.iter().map(|p| p.hstride()).max().unwrap_or(0);
-        let dynamic = p.r.format() == WeightFormat::Int8Dynamic;
+        let dynamic = p.dynamic();
         if dynamic {
             let inp = (0..cfg.num_layers)
                 .map(|l| cfg.layer_input_size(l))
@@ -339,7 +339,7 @@ impl FastKernel {
         let xs = xproj_stride(g, hp);
         let threads = self.threads(cfg, idx, batch, false, exec);
         grow(&mut ws.xproj, product("input projection", &[n_rows, xs])?)?;
-        let dynamic = ctx.p.r.format() == WeightFormat::Int8Dynamic;
+        let dynamic = ctx.p.dynamic();
         let qh_stride = qstride(dynamic, hout);
         ws.grow_step(batch, hstride, hp, self.isa.nr(), qh_stride, threads)?;
         let xbuf = std::mem::take(&mut ws.xflush);
@@ -386,15 +386,7 @@ impl FastKernel {
             let p = &p;
             let (b0, b1) = part.range(ctx.p.w.blocks);
             if n_rows > 0 && b0 < b1 {
-                let qx = if dynamic {
-                    QBuf {
-                        q: p.qx,
-                        s: p.qx_s,
-                        stride: qx_stride,
-                    }
-                } else {
-                    QBuf::none()
-                };
+                let qx = p.qx_buf(qx_stride);
                 // SAFETY: src holds n_rows rows of In floats (asserted above;
                 // the flushed copy has the same length); xproj holds n_rows
                 // rows of xproj_stride (grown above); qx (int8-dynamic)
@@ -542,7 +534,7 @@ impl FastKernel {
             "stream slot"
         );
         let threads = self.threads(cfg, k, n, true, exec);
-        let dynamic = ctx.p.r.format() == WeightFormat::Int8Dynamic;
+        let dynamic = ctx.p.dynamic();
         let qh_stride = qstride(dynamic, hout);
         ws.grow_step(n, hstride, hp, self.isa.nr(), qh_stride, threads)?;
         for i in 0..n {
@@ -589,15 +581,7 @@ impl FastKernel {
                 base: p.src,
                 off: p.off,
             };
-            let qx = if dynamic {
-                QBuf {
-                    q: p.qx,
-                    s: p.qx_s,
-                    stride: qx_stride,
-                }
-            } else {
-                QBuf::none()
-            };
+            let qx = p.qx_buf(qx_stride);
             let qh = p.qh_for(part.index, n, qh_stride);
             let bufs = p.scratch.bufs(xs, p.h0, p.h1, hstride, acc, qh, qx);
             // SAFETY: buffers grown above to n rows of their strides (acc:
@@ -675,6 +659,19 @@ struct SharedPtrs {
 }
 
 impl SharedPtrs {
+    /// The quantized input rows, `stride` bytes apart, and their scales
+    /// (none when `stride` is 0: not int8-dynamic).
+    fn qx_buf(&self, stride: usize) -> QBuf {
+        if stride == 0 {
+            return QBuf::none();
+        }
+        QBuf {
+            q: self.qx,
+            s: self.qx_s,
+            stride,
+        }
+    }
+
     /// Thread `me`'s quantized h rows: `rows` rows of `stride` bytes and
     /// their scales (none when `stride` is 0: not int8-dynamic).
     fn qh_for(&self, me: usize, rows: usize, stride: usize) -> QBuf {

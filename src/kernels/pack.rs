@@ -85,12 +85,7 @@ impl Panels {
         weight: impl Fn(usize, usize, usize) -> f32,
     ) -> Panels {
         let blocks = h.div_ceil(nr);
-        // Int8-dynamic blocks hold K rounded up to 4 rows (zeros past K).
-        let kp = if format == WeightFormat::Int8Dynamic {
-            k.div_ceil(4) * 4
-        } else {
-            k
-        };
+        let kp = stored_rows(format, k);
         let elems = blocks * kp * g * nr;
         let mut vals = vec![0.0f32; elems];
         for b in 0..blocks {
@@ -125,34 +120,17 @@ impl Panels {
                     }
                 }
             }
-            WeightFormat::Int8 => {
-                // Each (gate, unit) row over k quantized on its own; the
-                // values keep the f32 layout, one byte each.
+            WeightFormat::Int8 | WeightFormat::Int8Dynamic => {
+                // Each (gate, unit) row over k quantized on its own. Int8
+                // keeps the f32 layout, one byte each; int8-dynamic stores
+                // [K/4][g][nr][4], one unit's four consecutive k adjacent
+                // (see `qdot.rs`), and the row's `-128 * Σ q` (VNNI's
+                // starting sums).
+                let dynamic = format == WeightFormat::Int8Dynamic;
                 scales = AlignedBuf::zeroed(blocks * g * nr);
-                let d: &mut [i8] = bytemuck::cast_slice_mut(data.as_mut_slice());
-                let sc = scales.as_mut_slice();
-                let (mut row, mut q) = (vec![0.0f32; k], vec![0i8; k]);
-                for b in 0..blocks {
-                    for gate in 0..g {
-                        for u in 0..nr.min(h - b * nr) {
-                            let at = |kk: usize| ((b * k + kk) * g + gate) * nr + u;
-                            for (kk, r) in row.iter_mut().enumerate() {
-                                *r = vals[at(kk)];
-                            }
-                            sc[(b * g + gate) * nr + u] =
-                                crate::weights::quantize_row_int8(&row, &mut q);
-                            for (kk, &qi) in q.iter().enumerate() {
-                                d[at(kk)] = qi;
-                            }
-                        }
-                    }
+                if dynamic {
+                    corr = AlignedBuf::zeroed(blocks * g * nr);
                 }
-            }
-            WeightFormat::Int8Dynamic => {
-                // Rows quantized as for Int8, stored [K/4][g][nr][4]: one
-                // unit's four consecutive k adjacent (see `qdot.rs`).
-                scales = AlignedBuf::zeroed(blocks * g * nr);
-                corr = AlignedBuf::zeroed(blocks * g * nr);
                 let d: &mut [i8] = bytemuck::cast_slice_mut(data.as_mut_slice());
                 let sc = scales.as_mut_slice();
                 let cr: &mut [i32] = bytemuck::cast_slice_mut(corr.as_mut_slice());
@@ -160,18 +138,24 @@ impl Panels {
                 for b in 0..blocks {
                     for gate in 0..g {
                         for u in 0..nr.min(h - b * nr) {
+                            let at = |kk: usize| ((b * kp + kk) * g + gate) * nr + u;
                             for (kk, r) in row.iter_mut().enumerate() {
-                                *r = vals[((b * kp + kk) * g + gate) * nr + u];
+                                *r = vals[at(kk)];
                             }
                             let i = (b * g + gate) * nr + u;
                             sc[i] = crate::weights::quantize_row_int8(&row, &mut q);
-                            let mut sum = 0i32;
                             for (kk, &qi) in q.iter().enumerate() {
-                                let group = b * (kp / 4) + kk / 4;
-                                d[((group * g + gate) * nr + u) * 4 + kk % 4] = qi;
-                                sum += i32::from(qi);
+                                let to = if dynamic {
+                                    let group = b * (kp / 4) + kk / 4;
+                                    ((group * g + gate) * nr + u) * 4 + kk % 4
+                                } else {
+                                    at(kk)
+                                };
+                                d[to] = qi;
                             }
-                            cr[i] = -128 * sum;
+                            if dynamic {
+                                cr[i] = -128 * q.iter().map(|&v| i32::from(v)).sum::<i32>();
+                            }
                         }
                     }
                 }
@@ -191,12 +175,7 @@ impl Panels {
 
     /// Elements in one block (int8-dynamic: `K` rounded up to 4 rows).
     pub(crate) fn block_len(&self) -> usize {
-        let k = if self.format == WeightFormat::Int8Dynamic {
-            self.k.div_ceil(4) * 4
-        } else {
-            self.k
-        };
-        k * self.g * self.nr
+        stored_rows(self.format, self.k) * self.g * self.nr
     }
 
     /// The storage format.
@@ -249,6 +228,16 @@ impl Panels {
     pub(crate) fn bytes(&self) -> usize {
         self.blocks * self.block_len() * self.format.bytes()
             + 4 * (self.scales.as_slice().len() + self.corr.as_slice().len())
+    }
+}
+
+/// Rows a block stores for a reduction of `k`: int8-dynamic rounds up to
+/// whole groups of four (zeros past `k`).
+fn stored_rows(format: WeightFormat, k: usize) -> usize {
+    if format == WeightFormat::Int8Dynamic {
+        k.div_ceil(4) * 4
+    } else {
+        k
     }
 }
 
@@ -356,6 +345,12 @@ impl DirPack {
             peep,
             proj,
         }
+    }
+
+    /// Whether `W` and `R` are int8-dynamic (their products take quantized
+    /// rows).
+    pub(crate) fn dynamic(&self) -> bool {
+        self.r.format() == WeightFormat::Int8Dynamic
     }
 
     pub(crate) fn hp(&self) -> usize {

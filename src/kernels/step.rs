@@ -12,7 +12,7 @@ use super::lstm::{lstm_tile, proj_tile};
 use super::tile::{chunks, Bufs, Chunk, Ctx, TilePlan};
 use crate::config::{Cell, GruReset};
 use crate::team::Part;
-use crate::weights::{quantize_activations, WeightFormat};
+use crate::weights::quantize_activations;
 
 /// Which tile function a pass runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -193,7 +193,7 @@ pub(crate) unsafe fn step<S: Kernel>(
     backwards: bool,
     part: Part<'_>,
 ) {
-    if ctx.p.r.format() == WeightFormat::Int8Dynamic {
+    if ctx.p.dynamic() {
         // The rows R multiplies, quantized once for every pass and block
         // of this step (into this thread's own buffer).
         let k = ctx.cfg.output_size();
