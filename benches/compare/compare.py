@@ -294,10 +294,13 @@ class RustPeer:
 
     def __init__(self, worker, key, onnx_path, feeds_path, streaming, version):
         self.worker, self.key, self.version = worker, key, version
+        # The dump goes beside the model (the run's --out), not into the
+        # current directory.
+        self.dump = os.path.join(os.path.dirname(onnx_path), f"{key}.out")
         self.worker.ask(f"load {key} {onnx_path} {feeds_path} {int(streaming)}")
 
     def outputs(self):
-        out = f"{self.key}.out"
+        out = self.dump
         self.worker.ask(f"dump {self.key} {out}")
         return np.fromfile(out, dtype="<f4")
 
