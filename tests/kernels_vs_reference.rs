@@ -31,6 +31,49 @@ proptest! {
     }
 }
 
+/// Sequences long and wide enough that the input projection runs in
+/// several chunks of time steps (`driver.rs`: chunks of about 320 KiB of
+/// projection; here 30 steps x 40 entries x at least 272 floats = 1.3 MB,
+/// four chunks or more), in every direction, with lengths (the reverse pass
+/// of each entry starts at its own last step, so a chunk's rows are not one
+/// range of the input), both layouts, two layers, every weight format,
+/// and on a team of 2: the same numbers as the reference.
+#[test]
+fn chunked_projection_matches_the_reference() {
+    use fusedrnn::{Direction, GruReset, WeightFormat};
+    let formats = [
+        WeightFormat::F32,
+        WeightFormat::Bf16,
+        WeightFormat::Int8,
+        WeightFormat::Int8Dynamic,
+    ];
+    for (k, cell) in [Cell::Lstm, Cell::Gru].into_iter().enumerate() {
+        for (d, direction) in [
+            Direction::Forward,
+            Direction::Reverse,
+            Direction::Bidirectional,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let seed = 1000 + 10 * k as u64 + d as u64;
+            let mut c = Case::plain(cell, 33, 9, 40, 30, seed);
+            c.direction = direction;
+            c.lengths = d != 0;
+            c.batch_major = d == 1;
+            c.layers = 1 + d % 2;
+            c.peep = cell == Cell::Lstm && d == 2;
+            c.reset = if d == 1 {
+                GruReset::BeforeMatmul
+            } else {
+                GruReset::AfterMatmul
+            };
+            c.format = formats[(k + d) % formats.len()];
+            check(&c, true).unwrap();
+        }
+    }
+}
+
 /// ThresholdedRelu (discontinuous at alpha) on a fixed seed: one layer,
 /// so no jump can be carried into another layer; the kernels are
 /// deterministic, so the case gives the same numbers on every run of an ISA.

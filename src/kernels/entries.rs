@@ -5,10 +5,10 @@
 //! dispatches from a token to them; holding the token proves the features.
 
 use super::dot::{self, Acc, Elem, Kernel};
-use super::project;
+use super::project::{self, XRows};
 use super::qdot;
 use super::step;
-use super::tile::{Bufs, Ctx, QBuf};
+use super::tile::{Bufs, Ctx};
 use crate::activations::activation_v;
 use crate::config::Activation;
 use crate::family::Isa;
@@ -208,19 +208,15 @@ macro_rules! entries {
             /// # Safety
             /// The CPU supports the features and the contract of
             /// [`project::project`] holds.
-            #[allow(clippy::too_many_arguments)]
             unsafe fn $project(
                 s: $ty,
                 ctx: &Ctx<'_>,
-                x: *const f32,
-                xs: usize,
-                qx: QBuf,
-                n: usize,
+                x: XRows,
                 out: *mut f32,
                 blocks: (usize, usize),
             ) {
                 // SAFETY: forwarded contract.
-                unsafe { project::project(s, ctx, x, xs, qx, n, out, blocks) }
+                unsafe { project::project(s, ctx, x, out, blocks) }
             }
 
             /// # Safety
@@ -427,14 +423,10 @@ impl Token {
     ///
     /// # Safety
     /// The contract of [`project::project`]; the token is not the reference's.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) unsafe fn project(
         self,
         ctx: &Ctx<'_>,
-        x: *const f32,
-        xs: usize,
-        qx: QBuf,
-        n: usize,
+        x: XRows,
         out: *mut f32,
         blocks: (usize, usize),
     ) {
@@ -442,13 +434,13 @@ impl Token {
         unsafe {
             match self.0 {
                 Isa::Scalar => unreachable!("the reference has no fast kernel"),
-                Isa::Portable(s) => project::project(s, ctx, x, xs, qx, n, out, blocks),
+                Isa::Portable(s) => project::project(s, ctx, x, out, blocks),
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2(s) => project_avx2(s, ctx, x, xs, qx, n, out, blocks),
+                Isa::Avx2(s) => project_avx2(s, ctx, x, out, blocks),
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx512(s) => project_avx512(s, ctx, x, xs, qx, n, out, blocks),
+                Isa::Avx512(s) => project_avx512(s, ctx, x, out, blocks),
                 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-                Isa::Neon(s) => project::project(s, ctx, x, xs, qx, n, out, blocks),
+                Isa::Neon(s) => project::project(s, ctx, x, out, blocks),
             }
         }
     }

@@ -21,7 +21,7 @@
 //! | `lstm.rs` | the LSTM epilogue tile (peepholes, clip, input_forget) and the projection tile |
 //! | `gru.rs` | the GRU epilogue tiles: reset after the matmul (one pass), reset before (two passes) |
 //! | `step.rs` | one time step: which passes a cell runs, the block order (ping-pong), how active rows split into whole- and half-block tiles |
-//! | `project.rs` | the input projection of a whole sequence with the same product |
+//! | `project.rs` | the input projection of a sequence (a chunk of time steps at a time) with the same product |
 //! | `entries.rs` | the per-ISA `#[target_feature]` entry points and the dispatch from a token to them |
 //! | `driver.rs` | the safe drivers (sequence, streaming step) and their workspace: every length is checked there before unsafe code runs |
 //! | `probe.rs` | the memory-floor probe used by benchmark tools (feature `testing`) |

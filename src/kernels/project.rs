@@ -1,6 +1,7 @@
-//! The input projection of a whole sequence: `W x` for every time step
-//! and batch entry at once, before the recurrent steps, with the same
-//! product as the step (so a streaming step, which multiplies `W` inside
+//! The input projection of a sequence: `W x` for the rows of a few time
+//! steps at once (every batch entry of each; the driver projects the next
+//! chunk of steps right before they run, so the result is still in L2
+//! when the steps read it), with the same product as the step (so a streaming step, which multiplies `W` inside
 //! the step, gives the same numbers), several rows per tile so each weight
 //! load serves many rows.
 
@@ -12,37 +13,65 @@ use super::dot::{dot_panel, Kernel};
 use super::pack::Panels;
 use super::tile::{chunks, Ctx, QBuf, TilePlan};
 
+/// The rows an input projection multiplies: projection row `r` (`0..n`)
+/// is layer-input row `idx[r]` (or `r` itself when `idx` is null) at
+/// `x + row * stride`, and for int8-dynamic panels `qx`'s row of the same
+/// number. A sequence projects the rows of a few time steps at a time
+/// (whatever the layout, direction and lengths say those rows are) into a
+/// buffer that stays in cache (see `driver.rs`).
+#[derive(Clone, Copy)]
+pub(crate) struct XRows {
+    pub(crate) x: *const f32,
+    pub(crate) stride: usize,
+    pub(crate) qx: QBuf,
+    pub(crate) idx: *const usize,
+    pub(crate) n: usize,
+}
+
+impl XRows {
+    /// The layer-input row of projection row `r`.
+    ///
+    /// # Safety
+    /// `r < self.n`; a non-null `idx` holds `n` entries.
+    #[inline(always)]
+    unsafe fn src(&self, r: usize) -> usize {
+        if self.idx.is_null() {
+            r
+        } else {
+            // SAFETY: r < n entries (the contract).
+            unsafe { *self.idx.add(r) }
+        }
+    }
+}
+
 /// The input projection for many rows at once: `out[r] = W x[r]` for every
-/// gate, `[G*Hp]` per row (rows [`xproj_stride`] apart), computed with the same product as the step (so
-/// the numbers match a streaming step exactly), several rows per tile so
-/// each weight load is reused.
+/// gate, `[G*Hp]` per row (rows [`xproj_stride`] apart), computed with the
+/// same product as the step (so the numbers match a streaming step
+/// exactly), several rows per tile so each weight load is reused.
 ///
 /// Only the units of weight blocks `blocks.0..blocks.1` are written (a
 /// team thread's share: the units its step reads).
 ///
 /// # Safety
-/// `x` holds `n_rows` rows of `ctx.inp` floats, `x_stride` apart; `out` holds
-/// `n_rows` rows of [`xproj_stride`]`(G, Hp)` floats; `ctx.p` was packed for
-/// `S`; `blocks.0 <= blocks.1 <= ctx.p.w.blocks`; for int8-dynamic
-/// panels `qx` holds the `n_rows` quantized rows (`In` rounded up to 4
-/// bytes each) and their scales.
+/// Every layer-input row `x.src(r)` (`r < x.n`) holds `ctx.inp` floats at
+/// `x.x + row * x.stride`; `out` holds `x.n` rows of
+/// [`xproj_stride`]`(G, Hp)` floats; `ctx.p` was packed for `S`;
+/// `blocks.0 <= blocks.1 <= ctx.p.w.blocks`; for int8-dynamic panels
+/// `x.qx` holds those rows quantized (`In` rounded up to 4 bytes each) and
+/// their scales.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn project<S: Kernel>(
     s: S,
     ctx: &Ctx<'_>,
-    x: *const f32,
-    x_stride: usize,
-    qx: QBuf,
-    n_rows: usize,
+    x: XRows,
     out: *mut f32,
     blocks: (usize, usize),
 ) {
     // SAFETY: forwarded contract.
     unsafe {
         match ctx.p.w.g {
-            4 => project_g::<S, 4>(s, ctx, x, x_stride, qx, n_rows, out, blocks),
-            _ => project_g::<S, 3>(s, ctx, x, x_stride, qx, n_rows, out, blocks),
+            4 => project_g::<S, 4>(s, ctx, x, out, blocks),
+            _ => project_g::<S, 3>(s, ctx, x, out, blocks),
         }
     }
 }
@@ -64,17 +93,14 @@ const PROJECT_GROUP_TILES: usize = 32;
 /// # Safety
 /// As for [`project`].
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 unsafe fn project_g<S: Kernel, const G: usize>(
     s: S,
     ctx: &Ctx<'_>,
-    x: *const f32,
-    x_stride: usize,
-    qx: QBuf,
-    n_rows: usize,
+    x: XRows,
     out: *mut f32,
     blocks: (usize, usize),
 ) {
+    let n_rows = x.n;
     let w = &ctx.p.w;
     assert!(blocks.0 <= blocks.1 && blocks.1 <= w.blocks, "block range");
     let group = PROJECT_GROUP_TILES * S::HALF_ROWS;
@@ -91,8 +117,6 @@ unsafe fn project_g<S: Kernel, const G: usize>(
                     w,
                     hp: ctx.hp,
                     x,
-                    x_stride,
-                    qx,
                     r0: r,
                     out,
                     blk,
@@ -144,11 +168,8 @@ unsafe fn project_g<S: Kernel, const G: usize>(
 struct ProjectAt<'a> {
     w: &'a Panels,
     hp: usize,
-    /// Input rows `[n_rows, In]`, `x_stride` apart.
-    x: *const f32,
-    x_stride: usize,
-    /// Int8-dynamic: the quantized input rows.
-    qx: QBuf,
+    /// The rows multiplied (and, int8-dynamic, their quantized copies).
+    x: XRows,
     /// First row of the tile.
     r0: usize,
     /// Output rows, [`xproj_stride`] apart.
@@ -177,8 +198,6 @@ unsafe fn project_tile<S: Kernel, const G: usize, const MB: usize, const NV: usi
         w,
         hp,
         x,
-        x_stride,
-        qx,
         r0,
         out,
         blk,
@@ -187,7 +206,9 @@ unsafe fn project_tile<S: Kernel, const G: usize, const MB: usize, const NV: usi
         k1,
     } = at;
     let l = S::LANES;
-    let rows = std::array::from_fn(|m| x.wrapping_add((r0 + m) * x_stride));
+    // SAFETY: r0 + MB <= n_rows (the contract).
+    let src: [usize; MB] = std::array::from_fn(|m| unsafe { x.src(r0 + m) });
+    let rows = std::array::from_fn(|m| x.x.wrapping_add(src[m] * x.stride));
     let stride = xproj_stride(G, hp);
     let at = |m: usize, g: usize, v: usize| (r0 + m) * stride + g * hp + blk * 2 * l + (v0 + v) * l;
     let mut acc = [[[s.zero(); NV]; G]; MB];
@@ -203,9 +224,9 @@ unsafe fn project_tile<S: Kernel, const G: usize, const MB: usize, const NV: usi
         }
     }
     // SAFETY: block `blk` has K = In >= k1 rows; each x row holds In
-    // floats; qx (int8-dynamic) holds rows r0..r0 + MB < n_rows.
+    // floats; qx (int8-dynamic) holds the same rows quantized.
     let acc = unsafe {
-        let q = qx.rows(&std::array::from_fn(|m| r0 + m));
+        let q = x.qx.rows(&src);
         dot_panel::<S, G, MB, NV>(s, w, blk, v0, k0, k1, rows, q, acc)
     };
     for m in 0..MB {
