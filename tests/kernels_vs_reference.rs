@@ -32,9 +32,10 @@ proptest! {
 }
 
 /// Sequences long and wide enough that the input projection runs in
-/// several chunks of time steps (`driver.rs`: chunks of about 320 KiB of
-/// projection; here 30 steps x 40 entries x at least 272 floats = 1.3 MB,
-/// four chunks or more), in every direction, with lengths (the reverse pass
+/// several chunks of time steps (`driver.rs`: a projection over 2 MiB
+/// runs in chunks of about 320 KiB; here 64 steps x 48 entries x 208 (GRU)
+/// or 272 (LSTM) floats = 2.6 or 3.3 MB, eight chunks or more), in every
+/// direction, with lengths (the reverse pass
 /// of each entry starts at its own last step, so a chunk's rows are not one
 /// range of the input), both layouts, two layers, every weight format,
 /// and on a team of 2: the same numbers as the reference.
@@ -57,7 +58,7 @@ fn chunked_projection_matches_the_reference() {
         .enumerate()
         {
             let seed = 1000 + 10 * k as u64 + d as u64;
-            let mut c = Case::plain(cell, 33, 9, 40, 30, seed);
+            let mut c = Case::plain(cell, 33, 9, 48, 64, seed);
             c.direction = direction;
             c.lengths = d != 0;
             c.batch_major = d == 1;
