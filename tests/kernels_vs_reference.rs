@@ -75,6 +75,32 @@ fn chunked_projection_matches_the_reference() {
     }
 }
 
+/// Blocks whose panels are walked in chunks on every ISA (AVX-512 chunks
+/// blocks past 256 KiB, i.e. f32 K > 512 rows, when a pass has several
+/// tiles; AVX2 8 KiB): H = 520 at batch 8, against the reference, also on
+/// a team of 2.
+#[test]
+fn chunked_panels_match_the_reference() {
+    use fusedrnn::{GruReset, WeightFormat};
+    for (k, (cell, format)) in [
+        (Cell::Lstm, WeightFormat::F32),
+        (Cell::Gru, WeightFormat::Int8),
+        (Cell::Lstm, WeightFormat::Bf16),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut c = Case::plain(cell, 520, 16, 8, 3, 2000 + k as u64);
+        c.format = format;
+        c.reset = if k == 1 {
+            GruReset::BeforeMatmul
+        } else {
+            GruReset::AfterMatmul
+        };
+        check(&c, true).unwrap();
+    }
+}
+
 /// ThresholdedRelu (discontinuous at alpha) on a fixed seed: one layer,
 /// so no jump can be carried into another layer; the kernels are
 /// deterministic, so the case gives the same numbers on every run of an ISA.

@@ -20,13 +20,20 @@ use crate::simd::x86_64::{isa_features, Avx2, Avx512};
 use crate::simd::Simd;
 use crate::team::Part;
 
-/// AVX-512 tiles run over whole panels: its 6-row half tiles reuse each
-/// weight vector 6 times, enough to run at the FMA rate from L2, and
-/// parking the sums of chunks (24 zmm per tile and chunk) costs more than
-/// it saves (lstm-h256-b64: 86 GFLOP/s unchunked, 66 with 8 KiB chunks, 47
-/// with 4 KiB; one run each on this project's Zen 4 machine).
+/// AVX-512 tiles run over whole panels up to 256 KiB of a block (f32: 512
+/// rows, K <= 512): its 6-row half tiles reuse each weight vector 6 times,
+/// enough to run at the FMA rate from L2, and parking the sums of small
+/// chunks (24 zmm per tile and chunk) costs more than it saves
+/// (lstm-h256-b64: 86 GFLOP/s unchunked, 66 with 8 KiB chunks, 47 with 4
+/// KiB; one run each on this project's Zen 4 machine). Larger blocks
+/// (lstm-h1024: 512 KiB of R per block, beside 512 KiB of W in a streaming
+/// step) leave a 1 MiB L2, and every tile of the block would stream them
+/// from L3 again: in 256 KiB chunks the park costs 48 moves per 12k FMAs,
+/// and 16 streams of lstm-h1024 / gru-h1024 stepped together ran 2.8%
+/// faster (median of 5 interleaved runs, AMD EPYC Zen 4; batches of
+/// lstm-h256 and the team unchanged).
 #[cfg(target_arch = "x86_64")]
-const CHUNK_AVX512: usize = 0;
+const CHUNK_AVX512: usize = 256 * 1024;
 /// AVX2's 3-row tiles reuse each weight vector 3 times, which needs more
 /// than L2 delivers; 8 KiB chunks stay in L1 (lstm-h256-b64: 61 GFLOP/s
 /// unchunked, 64-71 with 8 KiB chunks, 60-62 with 16 KiB).
