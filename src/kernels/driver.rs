@@ -295,14 +295,17 @@ impl FastKernel {
     ) -> Result<()> {
         let p = &self.packs[0];
         let xs = xproj_stride(cfg.cell.gates(), p.hp());
+        // The rows of one chunk of the input projection (`sequence`).
         let chunk_rows = if n_rows == 0 || batch == 0 {
             0
         } else {
-            chunk_steps(n_rows.div_ceil(batch), batch, xs).saturating_mul(batch)
+            chunk_steps(n_rows.div_ceil(batch), batch, xs)
+                .saturating_mul(batch)
+                .min(n_rows)
         };
         grow(
             &mut ws.xproj,
-            product("input projection", &[chunk_rows.min(n_rows), xs])?,
+            product("input projection", &[chunk_rows, xs])?,
         )?;
         let x_len = product("layer input", &[n_rows.max(batch), cfg.input_size])?;
         grow(&mut ws.xflush, x_len)?;
@@ -321,12 +324,15 @@ impl FastKernel {
             grow(&mut ws.qx_s, rows)?;
         }
         let qh = qstride(dynamic, cfg.output_size());
-        let chunk = if n_rows == 0 || batch == 0 {
-            0
-        } else {
-            chunk_steps(n_rows.div_ceil(batch), batch, xs).saturating_mul(batch)
-        };
-        ws.grow_step(batch, hstride, p.hp(), self.isa.nr(), qh, threads, chunk)
+        ws.grow_step(
+            batch,
+            hstride,
+            p.hp(),
+            self.isa.nr(),
+            qh,
+            threads,
+            chunk_rows,
+        )
     }
 
     fn ctx<'a>(&'a self, cfg: &'a Config, idx: usize) -> Ctx<'a> {
