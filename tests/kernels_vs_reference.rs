@@ -35,10 +35,10 @@ proptest! {
 /// several chunks of time steps (`driver.rs`: a projection over 2 MiB
 /// runs in chunks of about 320 KiB; here 64 steps x 48 entries x 208 (GRU)
 /// or 272 (LSTM) floats = 2.6 or 3.3 MB, eight chunks or more), in every
-/// direction, with lengths (the reverse pass
-/// of each entry starts at its own last step, so a chunk's rows are not one
-/// range of the input), both layouts, two layers, every weight format,
-/// and on a team of 2: the same numbers as the reference.
+/// direction, with lengths (the reverse pass of each entry starts at its
+/// own last step, so a chunk's rows are not one range of the input), both
+/// layouts, two layers, every weight format, and on a team of 2: the same
+/// numbers as the reference.
 #[test]
 fn chunked_projection_matches_the_reference() {
     use fusedrnn::{Direction, GruReset, WeightFormat};

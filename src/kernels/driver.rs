@@ -45,9 +45,8 @@ pub(crate) struct FastWs {
     off: Vec<usize>,
     rows: Vec<usize>,
     /// Per thread, for one chunk of a sequence's steps: the layer-input row
-    /// of each projection row, and each (step, entry)'s projection row.
+    /// of each projection row, in the order the steps read them.
     xidx: Vec<usize>,
-    xpos: Vec<usize>,
     /// The layer input with its subnormals flushed to zero, used only when
     /// the caller's input holds some (see [`flushed_input`]).
     xflush: Vec<f32>,
@@ -106,6 +105,14 @@ pub(crate) fn chunk_steps(t_len: usize, batch: usize, xs: usize) -> usize {
         .max(XPROJ_MIN_ROWS.div_ceil(batch))
         .clamp(1, t_len);
     t_len.div_ceil(t_len.div_ceil(tc))
+}
+
+/// Rows of one chunk of the input projection: [`chunk_steps`] steps of
+/// `batch` rows (at most the sequence's `t_len * batch`).
+fn chunk_rows(t_len: usize, batch: usize, xs: usize) -> usize {
+    chunk_steps(t_len, batch, xs)
+        .saturating_mul(batch)
+        .min(t_len.saturating_mul(batch))
 }
 
 /// Quantizes `rows` rows of `k` floats (`x`, `k` apart) into `q` (rows
@@ -180,7 +187,6 @@ impl FastWs {
     ) -> Result<()> {
         let xidx = product("projection index rows", &[threads, chunk_rows])?;
         grow(&mut self.xidx, xidx)?;
-        grow(&mut self.xpos, xidx)?;
         grow(
             &mut self.acc,
             product("partial sums", &[threads, batch, ACC_SLOTS, nr])?,
@@ -296,13 +302,7 @@ impl FastKernel {
         let p = &self.packs[0];
         let xs = xproj_stride(cfg.cell.gates(), p.hp());
         // The rows of one chunk of the input projection (`sequence`).
-        let chunk_rows = if n_rows == 0 || batch == 0 {
-            0
-        } else {
-            chunk_steps(n_rows.div_ceil(batch), batch, xs)
-                .saturating_mul(batch)
-                .min(n_rows)
-        };
+        let chunk_rows = chunk_rows(n_rows.checked_div(batch).unwrap_or(0), batch, xs);
         grow(
             &mut ws.xproj,
             product("input projection", &[chunk_rows, xs])?,
@@ -406,8 +406,7 @@ impl FastKernel {
         let xs = xproj_stride(g, hp);
         let threads = self.threads(cfg, idx, batch, false, exec);
         let tc = chunk_steps(t_len, batch, xs);
-        // tc <= t_len, so this is at most n_rows.
-        let chunk_rows = (tc * batch).min(n_rows);
+        let chunk_rows = chunk_rows(t_len, batch, xs);
         grow(
             &mut ws.xproj,
             product("input projection", &[chunk_rows, xs])?,
@@ -454,7 +453,6 @@ impl FastKernel {
             off: ws.off.as_mut_ptr(),
             rows: ws.rows.as_mut_ptr(),
             xidx: ws.xidx.as_mut_ptr(),
-            xpos: ws.xpos.as_mut_ptr(),
             acc: ws.acc.as_mut_ptr(),
             scratch: ws.scratch(),
             qh: ws.qh.as_mut_ptr(),
@@ -471,13 +469,9 @@ impl FastKernel {
             let qx = p.qx_buf(qx_stride);
             // This thread's projection index rows for one chunk (grown for
             // `threads` threads of `chunk_rows` entries).
-            // SAFETY: me < threads; xidx and xpos hold threads*chunk_rows.
-            let (xidx, xpos) = unsafe {
-                (
-                    std::slice::from_raw_parts_mut(p.xidx.add(me * chunk_rows), chunk_rows),
-                    std::slice::from_raw_parts_mut(p.xpos.add(me * chunk_rows), chunk_rows),
-                )
-            };
+            // SAFETY: me < threads; xidx holds threads*chunk_rows.
+            let xidx =
+                unsafe { std::slice::from_raw_parts_mut(p.xidx.add(me * chunk_rows), chunk_rows) };
             let (u0, u1) = part.range(out_blocks);
             let (u0, u1) = ((u0 * nr).min(hout), (u1 * nr).min(hout));
             // This thread's index rows and partial sums (grown for
@@ -495,23 +489,25 @@ impl FastKernel {
             // `threads` threads of `batch` rows of qh_stride bytes).
             let qh = p.qh_for(me, batch, qh_stride);
             let (mut cur, mut nxt) = (p.h0, p.h1);
+            // The chunk's projection row of the next step's first active entry.
+            let mut pos = 0;
             for s in 0..t_len {
-                let s0 = s - s % tc;
-                if s == s0 {
-                    // Project the rows of steps s0..s0+tc that run, in the
-                    // order they run (each row at most once).
+                if s % tc == 0 {
+                    // Project the rows of steps s..s+tc that run, in the
+                    // order the steps below read them (step by step, entries
+                    // in order), so step s's active entry k is row pos + k.
                     let mut n = 0;
-                    for j in 0..tc.min(t_len - s0) {
+                    for st in s..(s + tc).min(t_len) {
                         for b in 0..batch {
                             let lb = len(b);
-                            if s0 + j < lb {
-                                let t = if reverse { lb - 1 - (s0 + j) } else { s0 + j };
+                            if st < lb {
+                                let t = if reverse { lb - 1 - st } else { st };
                                 xidx[n] = row_of(t, b);
-                                xpos[j * batch + b] = n;
                                 n += 1;
                             }
                         }
                     }
+                    pos = 0;
                     if n > 0 && b0 < b1 {
                         let rows = XRows {
                             x: p.src,
@@ -535,7 +531,7 @@ impl FastKernel {
                 for (b, ob) in off.iter_mut().enumerate() {
                     let lb = len(b);
                     if s < lb {
-                        *ob = xpos[(s - s0) * batch + b] * xs;
+                        *ob = (pos + n_active) * xs;
                         rows[n_active] = b;
                         n_active += 1;
                     } else if u0 < u1 {
@@ -551,6 +547,7 @@ impl FastKernel {
                         };
                     }
                 }
+                pos += n_active;
                 if n_active > 0 {
                     let bufs = p.scratch.bufs(
                         XSrc::Pre {
@@ -683,7 +680,6 @@ impl FastKernel {
             off: ws.off.as_mut_ptr(),
             rows: ws.rows.as_mut_ptr(),
             xidx: ws.xidx.as_mut_ptr(),
-            xpos: ws.xpos.as_mut_ptr(),
             acc: ws.acc.as_mut_ptr(),
             scratch: ws.scratch(),
             qh: ws.qh.as_mut_ptr(),
@@ -771,7 +767,6 @@ struct SharedPtrs {
     off: *mut usize,
     rows: *mut usize,
     xidx: *mut usize,
-    xpos: *mut usize,
     acc: *mut f32,
     scratch: Scratch,
     qh: *mut i8,

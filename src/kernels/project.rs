@@ -1,9 +1,9 @@
 //! The input projection of a sequence: `W x` for the rows of a few time
-//! steps at once (every batch entry of each; the driver projects the next
-//! chunk of steps right before they run, so the result is still in L2
-//! when the steps read it), with the same product as the step (so a streaming step, which multiplies `W` inside
-//! the step, gives the same numbers), several rows per tile so each weight
-//! load serves many rows.
+//! steps at once (the driver projects the next chunk of steps right before
+//! they run, so the result is still in L2 when the steps read it), with the
+//! same product as the step (so a streaming step, which multiplies `W`
+//! inside the step, gives the same numbers), several rows per tile so each
+//! weight load serves many rows.
 
 // Index loops over the small register arrays (gate x half x row) read
 // closer to the math than iterator chains.
@@ -14,8 +14,7 @@ use super::pack::Panels;
 use super::tile::{chunks, Ctx, QBuf, TilePlan};
 
 /// The rows an input projection multiplies: projection row `r` (`0..n`)
-/// is layer-input row `idx[r]` (or `r` itself when `idx` is null) at
-/// `x + row * stride`, and for int8-dynamic panels `qx`'s row of the same
+/// is layer-input row `idx[r]` at `x + idx[r] * stride`, and for int8-dynamic panels `qx`'s row of the same
 /// number. A sequence projects the rows of a few time steps at a time
 /// (whatever the layout, direction and lengths say those rows are) into a
 /// buffer that stays in cache (see `driver.rs`).
@@ -32,15 +31,11 @@ impl XRows {
     /// The layer-input row of projection row `r`.
     ///
     /// # Safety
-    /// `r < self.n`; a non-null `idx` holds `n` entries.
+    /// `r < self.n`; `idx` holds `n` entries.
     #[inline(always)]
     unsafe fn src(&self, r: usize) -> usize {
-        if self.idx.is_null() {
-            r
-        } else {
-            // SAFETY: r < n entries (the contract).
-            unsafe { *self.idx.add(r) }
-        }
+        // SAFETY: r < n entries (the contract).
+        unsafe { *self.idx.add(r) }
     }
 }
 
@@ -53,8 +48,8 @@ impl XRows {
 /// team thread's share: the units its step reads).
 ///
 /// # Safety
-/// Every layer-input row `x.src(r)` (`r < x.n`) holds `ctx.inp` floats at
-/// `x.x + row * x.stride`; `out` holds `x.n` rows of
+/// `x.idx` holds `x.n` entries; every layer-input row `x.idx[r]` holds
+/// `ctx.inp` floats at `x.x + x.idx[r] * x.stride`; `out` holds `x.n` rows of
 /// [`xproj_stride`]`(G, Hp)` floats; `ctx.p` was packed for `S`;
 /// `blocks.0 <= blocks.1 <= ctx.p.w.blocks`; for int8-dynamic panels
 /// `x.qx` holds those rows quantized (`In` rounded up to 4 bytes each) and
