@@ -5,7 +5,7 @@ mod common;
 use common::*;
 
 use fusedrnn::import::pytorch::{self, PytorchOptions};
-use fusedrnn::{Cell, Layout, Rnn, Sequence, Workspace};
+use fusedrnn::{Cell, Layout, Rnn, Sequence, WeightFormat, Workspace};
 
 fn model(name: &str, cell: Cell) -> Rnn {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -24,7 +24,10 @@ fn model_is_send_and_sync() {
 /// Stepping one time step at a time gives bit-identical numbers to the
 /// sequence run, for every kernel the host runs, at batch sizes that use
 /// whole-block tiles only (1, 3), half-block tiles (8, 13: AVX-512 tiles
-/// 6 rows, AVX2 3) and remainders.
+/// 6 rows, AVX2 3) and remainders, with f32 and 16-bit weights. The
+/// sequence's input projection runs 9 * b rows: from b = 3 on, AVX2's
+/// 6-row and AVX-512's 12-row gate-pair tiles (`project.rs`) and their
+/// leftover rows in the step's tiles.
 #[test]
 fn streaming_steps_equal_the_sequence_run() {
     for (name, cell) in [
@@ -33,11 +36,18 @@ fn streaming_steps_equal_the_sequence_run() {
         ("pt-lstm-l1-proj3-init-h8-i5-b2-t7", Cell::Lstm),
         ("pt-gru-l1-init-saturating-h32-i16-b2-t20", Cell::Gru),
     ] {
-        for (fam, b) in fusedrnn::KernelFamily::available()
+        for (fam, b, format) in fusedrnn::KernelFamily::available()
             .into_iter()
             .flat_map(|f| [1, 3, 8, 10, 11, 13].map(|b| (f, b)))
+            .flat_map(|(f, b)| {
+                [WeightFormat::F32, WeightFormat::Bf16, WeightFormat::F16].map(|w| (f, b, w))
+            })
         {
-            let m = model(name, cell).with_kernel(fam).unwrap();
+            let m = model(name, cell)
+                .with_kernel(fam)
+                .unwrap()
+                .with_weight_format(format)
+                .unwrap();
             let (tl, i) = (9, m.config().input_size);
             let x = Rng(3).vec(tl * b * i, 1.0);
             let mut init = m.new_state(b).unwrap();
@@ -56,7 +66,7 @@ fn streaming_steps_equal_the_sequence_run() {
                 assert_eq!(
                     out,
                     &y[s * b * hout..(s + 1) * b * hout],
-                    "{name} {fam:?} b {b} step {s}"
+                    "{name} {fam:?} {format:?} b {b} step {s}"
                 );
             }
             assert_eq!(st.h(), fin.h());

@@ -37,6 +37,12 @@ pub(crate) trait Kernel: Simd {
     /// bytes, kept in L1 across the tiles, with the partial sums parked in
     /// `Bufs::acc` (see `tile.rs`); 0 = one pass over the whole panel per tile.
     const CHUNK_BYTES: usize;
+    /// Rows of an input-projection tile over one gate's two vectors (the
+    /// `NR` units of a block) with f32 or 16-bit panels: `2 * PROJ_ROWS`
+    /// sums, each weight vector used by every row, half the panel bytes per
+    /// FMA of a half-block tile (see `project.rs`). 0: the projection uses
+    /// the step's tiles only.
+    const PROJ_ROWS: usize;
 
     /// [`dot`] for this ISA.
     ///

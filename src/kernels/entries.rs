@@ -68,11 +68,12 @@ type ActFn<S> = unsafe fn(S, Activation, <S as Simd>::V) -> <S as Simd>::V;
 /// `impl Kernel` for an ISA token whose out-of-line product is `$dot` and
 /// activation `$act`.
 macro_rules! kernel_impl {
-    ($ty:ty, $dot:ident, $dotq:ident, $act:ident, full: $full:expr, half: $half:expr, chunk: $chunk:expr) => {
+    ($ty:ty, $dot:ident, $dotq:ident, $act:ident, full: $full:expr, half: $half:expr, chunk: $chunk:expr, proj: $proj:expr) => {
         impl Kernel for $ty {
             const FULL_ROWS: usize = $full;
             const HALF_ROWS: usize = $half;
             const CHUNK_BYTES: usize = $chunk;
+            const PROJ_ROWS: usize = $proj;
             /// # Safety
             /// The contract of [`Kernel::dot_k`].
             #[inline(always)]
@@ -154,7 +155,8 @@ macro_rules! entries {
         $act:ident,
         full: $full:expr,
         half: $half:expr,
-        chunk: $chunk:expr
+        chunk: $chunk:expr,
+        proj: $proj:expr
     ) => {
         isa_features!($isa enable {
             /// # Safety
@@ -240,7 +242,7 @@ macro_rules! entries {
                 super::probe::fma_chains(s, iters)
             }
         });
-        kernel_impl!($ty, $dot, $dotq_impl, $act, full: $full, half: $half, chunk: $chunk);
+        kernel_impl!($ty, $dot, $dotq_impl, $act, full: $full, half: $half, chunk: $chunk, proj: $proj);
     };
 }
 
@@ -258,10 +260,12 @@ entries!(
     dotq_avx512,
     act_avx512,
     // 32 registers: a whole-block LSTM tile of 3 rows holds 24 sums, a
-    // half-block tile of 6 rows 24 (plus 6 broadcasts and one weight).
+    // half-block tile of 6 rows 24 (plus 6 broadcasts and one weight); a
+    // projection tile of 12 rows 24 (one gate's two vectors per row).
     full: 3,
     half: 6,
-    chunk: CHUNK_AVX512
+    chunk: CHUNK_AVX512,
+    proj: 12
 );
 #[cfg(target_arch = "x86_64")]
 entries!(
@@ -276,10 +280,12 @@ entries!(
     qdot::SignQ,
     dotq_avx2,
     act_avx2,
-    // 16 registers: one whole-block LSTM row (8 sums) or 3 half-block rows (12).
+    // 16 registers: one whole-block LSTM row (8 sums) or 3 half-block rows
+    // (12); a projection tile of 6 rows 12 (one gate's two vectors per row).
     full: 1,
     half: 3,
-    chunk: CHUNK_AVX2
+    chunk: CHUNK_AVX2,
+    proj: 6
 );
 
 #[cfg(target_arch = "x86_64")]
@@ -382,16 +388,17 @@ plain_entries!(
 );
 // [f32; 8] "vectors": small tiles; the compiler maps them to whatever
 // registers the target has.
-kernel_impl!(Portable, dot_portable, dotq_portable, act_portable, full: 1, half: 2, chunk: CHUNK_AVX2);
+kernel_impl!(Portable, dot_portable, dotq_portable, act_portable, full: 1, half: 2, chunk: CHUNK_AVX2, proj: 0);
 
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 plain_entries!(Neon, dot_neon, dotq_neon, qdot::NeonQ, act_neon);
 // 32 registers, as AVX-512: a whole-block LSTM tile of 3 rows holds 24
 // sums, a half-block tile of 6 rows 24 (plus the broadcasts and one
 // weight). The chunk size is AVX2's (8 KiB stays in any aarch64 L1); it is
-// not measured on an ARM core yet.
+// not measured on an ARM core yet, nor are the projection's gate-pair tiles
+// (off: 0), which were measured on x86 only.
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-kernel_impl!(Neon, dot_neon, dotq_neon, act_neon, full: 3, half: 6, chunk: CHUNK_AVX2);
+kernel_impl!(Neon, dot_neon, dotq_neon, act_neon, full: 3, half: 6, chunk: CHUNK_AVX2, proj: 0);
 
 /// Dispatch from an ISA token to its `#[target_feature]` entry points.
 #[derive(Clone, Copy)]

@@ -4,14 +4,25 @@
 //! same product as the step (so a streaming step, which multiplies `W`
 //! inside the step, gives the same numbers), several rows per tile so each
 //! weight load serves many rows.
+//!
+//! The projection needs no epilogue, so its tiles need not hold all gates
+//! of a unit: with f32 and 16-bit panels, whole groups of
+//! [`Kernel::PROJ_ROWS`] rows run in gate-pair tiles (one gate's `NR`
+//! units, twice the rows of the step's half-block tile per weight vector:
+//! half the panel bytes per FMA), the rest in the step's tiles. Measured
+//! (Intel Xeon, 3 interleaved runs, projection alone): AVX-512 12-row
+//! tiles 262 -> 245 us per step at lstm-h256-b64, 65 -> 55 at b16, 0.97 ->
+//! 0.90 at lstm-h128-b1, unchanged at lstm-h512-b64; AVX2 6-row tiles 697
+//! -> 447 at b64, 172 -> 104 at b16, 10.6 -> 6.7 at lstm-h256-b1.
 
 // Index loops over the small register arrays (gate x half x row) read
 // closer to the math than iterator chains.
 #![allow(clippy::needless_range_loop)]
 
-use super::dot::{dot_panel, Kernel};
+use super::dot::{dot_panel, Bf16, Elem, Kernel, F16};
 use super::pack::Panels;
 use super::tile::{chunks, Ctx, QBuf, TilePlan};
+use crate::weights::WeightFormat;
 
 /// The rows an input projection multiplies: projection row `r` (`0..n`)
 /// is layer-input row `idx[r]` at `x + idx[r] * stride`, and for int8-dynamic panels `qx`'s row of the same
@@ -98,65 +109,269 @@ unsafe fn project_g<S: Kernel, const G: usize>(
     let n_rows = x.n;
     let w = &ctx.p.w;
     assert!(blocks.0 <= blocks.1 && blocks.1 <= w.blocks, "block range");
-    let group = PROJECT_GROUP_TILES * S::HALF_ROWS;
+    let group = PROJECT_GROUP_TILES * S::HALF_ROWS.max(S::PROJ_ROWS);
+    let mr = S::PROJ_ROWS;
+    let pairs = mr > 0
+        && matches!(
+            w.format(),
+            WeightFormat::F32 | WeightFormat::Bf16 | WeightFormat::F16
+        );
     let mut g0 = 0;
     while g0 < n_rows {
         let g1 = (g0 + group).min(n_rows);
-        let plan = TilePlan::new::<S>(g1 - g0, w);
-        let n_half = g0 + plan.halves * S::HALF_ROWS;
-        let full = S::FULL_ROWS.clamp(1, 3);
-        for blk in blocks.0..blocks.1 {
-            for ch in chunks(w.k, plan.kc) {
-                let (k0, k1) = (ch.k0, ch.k1);
-                let at = |r: usize, v0: usize| ProjectAt {
-                    w,
-                    hp: ctx.hp,
-                    x,
-                    r0: r,
-                    out,
-                    blk,
-                    v0,
-                    k0,
-                    k1,
-                };
-                for v0 in 0..2 {
-                    for r in (g0..n_half).step_by(S::HALF_ROWS) {
-                        let a = at(r, v0);
-                        // SAFETY: rows r..r+HALF_ROWS exist in x and out;
-                        // k0 <= k1 <= K. One tile size per ISA constant.
-                        unsafe {
-                            match S::HALF_ROWS {
-                                6 => project_tile::<S, G, 6, 1>(s, a),
-                                3 => project_tile::<S, G, 3, 1>(s, a),
-                                2 => project_tile::<S, G, 2, 1>(s, a),
-                                _ => project_tile::<S, G, 1, 1>(s, a),
-                            }
-                        }
-                    }
-                }
-                let mut r = n_half;
-                while r < g1 {
-                    let n = (g1 - r).min(full);
-                    let a = at(r, 0);
-                    // SAFETY: rows r..r+n exist in x and out; k0 <= k1 <= K.
-                    unsafe {
-                        if S::FULL_ROWS <= 1 {
-                            project_tile::<S, G, 1, 2>(s, a)
-                        } else {
-                            match n {
-                                1 => project_tile::<S, G, 1, 2>(s, a),
-                                2 => project_tile::<S, G, 2, 2>(s, a),
-                                _ => project_tile::<S, G, 3, 2>(s, a),
-                            }
-                        }
-                    }
-                    r += n;
-                }
-            }
+        // Whole groups of PROJ_ROWS rows in gate-pair tiles; the rest in
+        // the step's tiles.
+        let rest = if pairs && g1 - g0 >= mr {
+            let r1 = g0 + (g1 - g0) / mr * mr;
+            // SAFETY: rows g0..r1 < n_rows exist in x and out (the
+            // contract); the block range is checked above.
+            unsafe { project_pairs::<S, G>(s, ctx, x, out, blocks, (g0, r1)) };
+            r1
+        } else {
+            g0
+        };
+        if rest < g1 {
+            // SAFETY: rows rest..g1 < n_rows (the contract).
+            unsafe { project_rows::<S, G>(s, ctx, x, out, blocks, (rest, g1)) };
         }
         g0 = g1;
     }
 }
+
+/// Rows `g0..g1` of the projection in the step's tiles (half-block tiles of
+/// `HALF_ROWS` rows, the rest in whole-block tiles).
+///
+/// # Safety
+/// As for [`project`]; `g0 <= g1 <= x.n`, `blocks.1 <= ctx.p.w.blocks`.
+#[inline(always)]
+unsafe fn project_rows<S: Kernel, const G: usize>(
+    s: S,
+    ctx: &Ctx<'_>,
+    x: XRows,
+    out: *mut f32,
+    blocks: (usize, usize),
+    (g0, g1): (usize, usize),
+) {
+    let w = &ctx.p.w;
+    let plan = TilePlan::new::<S>(g1 - g0, w);
+    let n_half = g0 + plan.halves * S::HALF_ROWS;
+    let full = S::FULL_ROWS.clamp(1, 3);
+    for blk in blocks.0..blocks.1 {
+        for ch in chunks(w.k, plan.kc) {
+            let (k0, k1) = (ch.k0, ch.k1);
+            let at = |r: usize, v0: usize| ProjectAt {
+                w,
+                hp: ctx.hp,
+                x,
+                r0: r,
+                out,
+                blk,
+                v0,
+                k0,
+                k1,
+            };
+            for v0 in 0..2 {
+                for r in (g0..n_half).step_by(S::HALF_ROWS) {
+                    let a = at(r, v0);
+                    // SAFETY: rows r..r+HALF_ROWS exist in x and out;
+                    // k0 <= k1 <= K. One tile size per ISA constant.
+                    unsafe {
+                        match S::HALF_ROWS {
+                            6 => project_tile::<S, G, 6, 1>(s, a),
+                            3 => project_tile::<S, G, 3, 1>(s, a),
+                            2 => project_tile::<S, G, 2, 1>(s, a),
+                            _ => project_tile::<S, G, 1, 1>(s, a),
+                        }
+                    }
+                }
+            }
+            let mut r = n_half;
+            while r < g1 {
+                let n = (g1 - r).min(full);
+                let a = at(r, 0);
+                // SAFETY: rows r..r+n exist in x and out; k0 <= k1 <= K.
+                unsafe {
+                    if S::FULL_ROWS <= 1 {
+                        project_tile::<S, G, 1, 2>(s, a)
+                    } else {
+                        match n {
+                            1 => project_tile::<S, G, 1, 2>(s, a),
+                            2 => project_tile::<S, G, 2, 2>(s, a),
+                            _ => project_tile::<S, G, 3, 2>(s, a),
+                        }
+                    }
+                }
+                r += n;
+            }
+        }
+    }
+}
+
+/// Bytes of one gate's panel (both vectors, `k` rows) past which a
+/// gate-pair walk is split into chunks, the sums resumed from the output
+/// (stored f32 values: the same sums as in one pass). Chunks that stay in
+/// L1 did not pay for the resumes: the projection of lstm-h256-b64 took
+/// 260 us per step in 16 KiB chunks, 245 in 32 KiB and 237 unchunked
+/// (K = 256: 32 KiB per gate), lstm-h512-b64 1022 / 1028 / 1000 (Intel
+/// Xeon, AVX-512, 3 interleaved runs); AVX2 the same within 1%. Only
+/// reductions past 2048 (f32) are chunked, so a walk stays in L2.
+const PAIR_CHUNK_BYTES: usize = 256 * 1024;
+
+/// Rows `r0..r1` (a multiple of `PROJ_ROWS` rows) of the projection in
+/// gate-pair tiles: per block and gate, `PROJ_ROWS` rows times the gate's
+/// `NR` units, so every weight vector loaded serves `PROJ_ROWS` rows (a
+/// half-block tile of the step serves `HALF_ROWS`). The sums are the
+/// step's (the same FMAs in the same `k` order), so the numbers are those
+/// of the step's tiles.
+///
+/// # Safety
+/// As for [`project`]; `r0 <= r1 <= x.n` with `r1 - r0` a multiple of
+/// `PROJ_ROWS`, `blocks.1 <= ctx.p.w.blocks`; the panels are f32 or 16-bit.
+#[inline(always)]
+unsafe fn project_pairs<S: Kernel, const G: usize>(
+    s: S,
+    ctx: &Ctx<'_>,
+    x: XRows,
+    out: *mut f32,
+    blocks: (usize, usize),
+    rows: (usize, usize),
+) {
+    // SAFETY: forwarded contract; the element type is the panel's format.
+    unsafe {
+        match ctx.p.w.format() {
+            WeightFormat::F32 => project_pairs_e::<S, f32, G>(s, ctx, x, out, blocks, rows),
+            WeightFormat::Bf16 => project_pairs_e::<S, Bf16, G>(s, ctx, x, out, blocks, rows),
+            WeightFormat::F16 => project_pairs_e::<S, F16, G>(s, ctx, x, out, blocks, rows),
+            f => unreachable!("gate-pair projection tiles for {f:?} panels"),
+        }
+    }
+}
+
+/// [`project_pairs`] for panel elements `E`.
+///
+/// # Safety
+/// As for [`project_pairs`]; `E` is the panel's storage type.
+#[inline(always)]
+unsafe fn project_pairs_e<S: Kernel, E: Elem, const G: usize>(
+    s: S,
+    ctx: &Ctx<'_>,
+    x: XRows,
+    out: *mut f32,
+    blocks: (usize, usize),
+    (r0, r1): (usize, usize),
+) {
+    let w = &ctx.p.w;
+    let nr = 2 * S::LANES;
+    let kc = (PAIR_CHUNK_BYTES / (nr * std::mem::size_of::<E>())).max(1);
+    let mr = S::PROJ_ROWS;
+    for blk in blocks.0..blocks.1 {
+        for g in 0..G {
+            for ch in chunks(w.k, kc) {
+                for r in (r0..r1).step_by(mr) {
+                    let at = ProjectAt {
+                        w,
+                        hp: ctx.hp,
+                        x,
+                        r0: r,
+                        out,
+                        blk,
+                        v0: g,
+                        k0: ch.k0,
+                        k1: ch.k1,
+                    };
+                    // SAFETY: rows r..r+mr <= r1 exist in x and out (the
+                    // contract); blk < blocks; g < G; k1 <= K. One tile
+                    // size per ISA constant.
+                    unsafe {
+                        match S::PROJ_ROWS {
+                            12 => pair_tile::<S, E, G, 12>(s, at),
+                            _ => pair_tile::<S, E, G, 6>(s, at),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One gate-pair tile: rows `r0..r0+MR` times both vectors of gate `at.v0`
+/// (the field holds the gate here) of block `blk`, panel rows `k0..k1`,
+/// starting from 0 when `k0 == 0`, else from the partial sums in `out`.
+///
+/// # Safety
+/// As for [`project_pairs`]; `r0 + MR <= x.n`, `blk < blocks`, gate `< G`,
+/// `k1 <= In`.
+#[inline(always)]
+unsafe fn pair_tile<S: Kernel, E: Elem, const G: usize, const MR: usize>(s: S, at: ProjectAt<'_>) {
+    let ProjectAt {
+        w,
+        hp,
+        x,
+        r0,
+        out,
+        blk,
+        v0: g,
+        k0,
+        k1,
+    } = at;
+    let l = S::LANES;
+    let nr = 2 * l;
+    // SAFETY: r0 + MR <= n_rows (the contract).
+    let rows: [*const f32; MR] =
+        std::array::from_fn(|m| x.x.wrapping_add(unsafe { x.src(r0 + m) } * x.stride));
+    let stride = xproj_stride(G, hp);
+    let at = |m: usize, v: usize| (r0 + m) * stride + g * hp + blk * nr + v * l;
+    let mut acc = [[s.zero(); 2]; MR];
+    if k0 > 0 {
+        for m in 0..MR {
+            for v in 0..2 {
+                // SAFETY: out rows are `xproj_stride` apart and hold G*Hp
+                // floats; g*Hp + blk*NR + (v+1)*L <= G*Hp.
+                acc[m][v] = unsafe { s.load(out.add(at(m, v))) };
+            }
+        }
+    }
+    // Gate g of block blk: NR elements per panel row, G*NR apart.
+    let mut wp = w
+        .ptr::<E>()
+        .wrapping_add(blk * w.block_len() + k0 * G * nr + g * nr);
+    for kk in k0..k1 {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch never faults; the address is computed with
+        // wrapping arithmetic.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let ahead = wp.wrapping_add(PAIR_PF_ROWS * G * nr).cast::<i8>();
+            _mm_prefetch::<_MM_HINT_T0>(ahead);
+            if nr * std::mem::size_of::<E>() > 64 {
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
+            }
+        }
+        // SAFETY: kk < k1 <= K, the block's rows, so `wp` = block + kk*G*NR
+        // + g*NR elements with g < G: the gate's NR elements of row kk lie
+        // inside the block (f32 reads LANES floats at v*LANES, v < 2; bf16
+        // one NR-u16 load for both vectors; f16 LANES u16 at v*LANES).
+        let (w0, w1) = unsafe { (E::load_v(s, wp, 0), E::load_v(s, wp, 1)) };
+        for m in 0..MR {
+            // SAFETY: every x row holds In >= k1 > kk floats.
+            let xm = s.splat(unsafe { *rows[m].add(kk) });
+            acc[m][0] = s.mul_add(w0, xm, acc[m][0]);
+            acc[m][1] = s.mul_add(w1, xm, acc[m][1]);
+        }
+        wp = wp.wrapping_add(G * nr);
+    }
+    for m in 0..MR {
+        for v in 0..2 {
+            // SAFETY: as above.
+            unsafe { s.store(out.add(at(m, v)), acc[m][v]) };
+        }
+    }
+}
+
+/// Panel rows ahead that a gate-pair tile prefetches (as the step's
+/// multi-row tiles do, see `dot.rs`).
+#[cfg(target_arch = "x86_64")]
+const PAIR_PF_ROWS: usize = 16;
 
 /// Where one projection tile reads and writes.
 #[derive(Clone, Copy)]
