@@ -386,3 +386,57 @@ unsafe fn dot_v0<
     }
     acc
 }
+
+/// Panel rows ahead that a gate-pair walk prefetches (as the multi-row
+/// tiles above do).
+#[cfg(target_arch = "x86_64")]
+const PAIR_PF_ROWS: usize = 16;
+
+/// `acc[m][v] += sum_{k0 <= kk < k1} gate[kk * G * NR + v * LANES ..] *
+/// rows[m][kk]`: both vectors of one gate of a block (its `NR` units) for
+/// `MR` rows, each weight vector used by every row (the gate-pair tiles of
+/// the input projection and of batched steps). Every sum gets the FMAs of
+/// [`dot`] in the same order, so the numbers are those of the step's tiles.
+///
+/// # Safety
+/// `gate` points to gate `g < G` of a block (block start + `g * NR`
+/// elements) of f32 or 16-bit panels with `G` gates, `NR = 2 * LANES` and
+/// at least `k1` rows; each `rows[m]` is valid for reading `k1` floats.
+#[inline(always)]
+pub(crate) unsafe fn pair_dot<S: Simd, E: Elem, const G: usize, const MR: usize>(
+    s: S,
+    gate: *const E,
+    k0: usize,
+    k1: usize,
+    rows: [*const f32; MR],
+    mut acc: [[S::V; 2]; MR],
+) -> [[S::V; 2]; MR] {
+    let nr = 2 * S::LANES;
+    let mut wp = gate.wrapping_add(k0 * G * nr);
+    for kk in k0..k1 {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch never faults; the address is computed with
+        // wrapping arithmetic.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let ahead = wp.wrapping_add(PAIR_PF_ROWS * G * nr).cast::<i8>();
+            _mm_prefetch::<_MM_HINT_T0>(ahead);
+            if nr * std::mem::size_of::<E>() > 64 {
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
+            }
+        }
+        // SAFETY: kk < k1 <= the block's rows, so `wp` = gate + kk*G*NR
+        // elements: the gate's NR elements of row kk lie inside the block
+        // (f32 reads LANES floats at v*LANES, v < 2; bf16 one NR-u16 load
+        // for both vectors; f16 LANES u16 at v*LANES), for G = 3 and 4.
+        let (w0, w1) = unsafe { (E::load_v(s, wp, 0), E::load_v(s, wp, 1)) };
+        for m in 0..MR {
+            // SAFETY: every row holds k1 > kk floats.
+            let xm = s.splat(unsafe { *rows[m].add(kk) });
+            acc[m][0] = s.mul_add(w0, xm, acc[m][0]);
+            acc[m][1] = s.mul_add(w1, xm, acc[m][1]);
+        }
+        wp = wp.wrapping_add(G * nr);
+    }
+    acc
+}

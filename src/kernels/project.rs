@@ -19,7 +19,7 @@
 // closer to the math than iterator chains.
 #![allow(clippy::needless_range_loop)]
 
-use super::dot::{dot_panel, Bf16, Elem, Kernel, F16};
+use super::dot::{dot_panel, pair_dot, Bf16, Elem, Kernel, F16};
 use super::pack::Panels;
 use super::tile::{chunks, Ctx, QBuf, TilePlan};
 use crate::weights::WeightFormat;
@@ -331,35 +331,12 @@ unsafe fn pair_tile<S: Kernel, E: Elem, const G: usize, const MR: usize>(s: S, a
             }
         }
     }
-    // Gate g of block blk: NR elements per panel row, G*NR apart.
-    let mut wp = w
-        .ptr::<E>()
-        .wrapping_add(blk * w.block_len() + k0 * G * nr + g * nr);
-    for kk in k0..k1 {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch never faults; the address is computed with
-        // wrapping arithmetic.
-        unsafe {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let ahead = wp.wrapping_add(PAIR_PF_ROWS * G * nr).cast::<i8>();
-            _mm_prefetch::<_MM_HINT_T0>(ahead);
-            if nr * std::mem::size_of::<E>() > 64 {
-                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
-            }
-        }
-        // SAFETY: kk < k1 <= K, the block's rows, so `wp` = block + kk*G*NR
-        // + g*NR elements with g < G: the gate's NR elements of row kk lie
-        // inside the block (f32 reads LANES floats at v*LANES, v < 2; bf16
-        // one NR-u16 load for both vectors; f16 LANES u16 at v*LANES).
-        let (w0, w1) = unsafe { (E::load_v(s, wp, 0), E::load_v(s, wp, 1)) };
-        for m in 0..MR {
-            // SAFETY: every x row holds In >= k1 > kk floats.
-            let xm = s.splat(unsafe { *rows[m].add(kk) });
-            acc[m][0] = s.mul_add(w0, xm, acc[m][0]);
-            acc[m][1] = s.mul_add(w1, xm, acc[m][1]);
-        }
-        wp = wp.wrapping_add(G * nr);
-    }
+    // SAFETY: block `blk` of W has K = In >= k1 rows (the contract) and
+    // gate g < G; every x row holds In floats.
+    let acc = unsafe {
+        let gate = w.ptr::<E>().wrapping_add(blk * w.block_len() + g * nr);
+        pair_dot::<S, E, G, MR>(s, gate, k0, k1, rows, acc)
+    };
     for m in 0..MR {
         for v in 0..2 {
             // SAFETY: as above.
@@ -367,11 +344,6 @@ unsafe fn pair_tile<S: Kernel, E: Elem, const G: usize, const MR: usize>(s: S, a
         }
     }
 }
-
-/// Panel rows ahead that a gate-pair tile prefetches (as the step's
-/// multi-row tiles do, see `dot.rs`).
-#[cfg(target_arch = "x86_64")]
-const PAIR_PF_ROWS: usize = 16;
 
 /// Where one projection tile reads and writes.
 #[derive(Clone, Copy)]
