@@ -7,10 +7,10 @@
 //! tiles (more rows per weight load for batches) and, for whole groups of
 //! `PROJ_ROWS` rows, gate-pair tiles whose sums the half-block tiles'
 //! epilogue reads back (see [`pair_rows`]). Measured (Intel Xeon, bench
-//! tool, fastest of 7 interleaved runs, on top of the projection's
-//! gate-pair tiles): AVX-512 lstm-h256-b64 566 -> 548 us per step, b16 145
-//! -> 142, 64 streams of gru-h256 6.1 -> 5.7 us per stream-step; AVX2
-//! (median of 5) b64 1518 -> 1364, b16 366 -> 316.
+//! tool, fastest of 5 interleaved runs, on top of the projection's
+//! gate-pair tiles): AVX-512 lstm-h256-b64 561 -> 543 us per step, b16 148
+//! -> 140, 64 streams of gru-h256 6.1 -> 5.7 us per stream-step; both
+//! changes together on the AVX2 kernels: b64 1509 -> 1123, b16 373 -> 288.
 
 // Index loops over the small register arrays (row x vector) read closer
 // to the math than iterator chains.
@@ -136,6 +136,7 @@ fn pair_rows<S: Kernel>(ctx: &Ctx<'_>, pass: Pass, b: &Bufs, n: usize) -> usize 
         )
     };
     let ok = mr > 0
+        && mr % S::HALF_ROWS == 0
         && n >= mr
         && matches!(pass, Pass::Lstm | Pass::GruAfter)
         && ctx.p.proj.is_none()
