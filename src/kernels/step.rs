@@ -141,7 +141,7 @@ fn pair_rows<S: Kernel>(ctx: &Ctx<'_>, pass: Pass, b: &Bufs, n: usize) -> usize 
         && matches!(pass, Pass::Lstm | Pass::GruAfter)
         && ctx.p.proj.is_none()
         && plain(ctx.p.r.format())
-        && (matches!(b.x, XSrc::Pre { .. }) || plain(ctx.p.w.format()));
+        && (matches!(b.x, XSrc::Pre { .. }) || ctx.p.w.format() == ctx.p.r.format());
     if ok {
         n / mr * mr
     } else {
@@ -165,8 +165,8 @@ unsafe fn pair_products<S: Kernel>(
     b: &Bufs,
     rows: &[usize],
 ) {
-    // SAFETY: forwarded contract; the element type is the panels' format
-    // (W's too when the step multiplies it: `pair_rows` checked both).
+    // SAFETY: forwarded contract; the element type is R's format, and W's
+    // when the step multiplies it (`pair_rows` checked they are the same).
     unsafe {
         match (pass, ctx.p.r.format()) {
             (Pass::Lstm, WeightFormat::F32) => {
