@@ -111,11 +111,7 @@ unsafe fn project_g<S: Kernel, const G: usize>(
     assert!(blocks.0 <= blocks.1 && blocks.1 <= w.blocks, "block range");
     let group = PROJECT_GROUP_TILES * S::HALF_ROWS.max(S::PROJ_ROWS);
     let mr = S::PROJ_ROWS;
-    let pairs = mr > 0
-        && matches!(
-            w.format(),
-            WeightFormat::F32 | WeightFormat::Bf16 | WeightFormat::F16
-        );
+    let pairs = mr > 0 && !w.format().is_int8();
     let mut g0 = 0;
     while g0 < n_rows {
         let g1 = (g0 + group).min(n_rows);
@@ -275,7 +271,7 @@ unsafe fn project_pairs_e<S: Kernel, E: Elem, const G: usize>(
                         r0: r,
                         out,
                         blk,
-                        v0: g,
+                        v0: 0,
                         k0: ch.k0,
                         k1: ch.k1,
                     };
@@ -284,8 +280,9 @@ unsafe fn project_pairs_e<S: Kernel, E: Elem, const G: usize>(
                     // size per ISA constant.
                     unsafe {
                         match S::PROJ_ROWS {
-                            12 => pair_tile::<S, E, G, 12>(s, at),
-                            _ => pair_tile::<S, E, G, 6>(s, at),
+                            12 => pair_tile::<S, E, G, 12>(s, at, g),
+                            6 => pair_tile::<S, E, G, 6>(s, at, g),
+                            n => unreachable!("no gate-pair tile of {n} rows"),
                         }
                     }
                 }
@@ -294,15 +291,19 @@ unsafe fn project_pairs_e<S: Kernel, E: Elem, const G: usize>(
     }
 }
 
-/// One gate-pair tile: rows `r0..r0+MR` times both vectors of gate `at.v0`
-/// (the field holds the gate here) of block `blk`, panel rows `k0..k1`,
-/// starting from 0 when `k0 == 0`, else from the partial sums in `out`.
+/// One gate-pair tile: rows `r0..r0+MR` times both vectors of gate `g` of
+/// block `blk` (`at.v0` is unused), panel rows `k0..k1`, starting from 0
+/// when `k0 == 0`, else from the partial sums in `out`.
 ///
 /// # Safety
-/// As for [`project_pairs`]; `r0 + MR <= x.n`, `blk < blocks`, gate `< G`,
+/// As for [`project_pairs`]; `r0 + MR <= x.n`, `blk < blocks`, `g < G`,
 /// `k1 <= In`.
 #[inline(always)]
-unsafe fn pair_tile<S: Kernel, E: Elem, const G: usize, const MR: usize>(s: S, at: ProjectAt<'_>) {
+unsafe fn pair_tile<S: Kernel, E: Elem, const G: usize, const MR: usize>(
+    s: S,
+    at: ProjectAt<'_>,
+    g: usize,
+) {
     let ProjectAt {
         w,
         hp,
@@ -310,9 +311,9 @@ unsafe fn pair_tile<S: Kernel, E: Elem, const G: usize, const MR: usize>(s: S, a
         r0,
         out,
         blk,
-        v0: g,
         k0,
         k1,
+        ..
     } = at;
     let l = S::LANES;
     let nr = 2 * l;

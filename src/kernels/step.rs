@@ -16,10 +16,10 @@
 // to the math than iterator chains.
 #![allow(clippy::needless_range_loop)]
 
-use super::dot::{pair_dot, Bf16, Elem, Kernel, F16};
+use super::dot::{pair_dot, Acc, Bf16, Elem, Kernel, F16};
 use super::gru::{gru_after_tile, gru_before_n_tile, gru_before_zr_tile};
 use super::lstm::{lstm_tile, proj_tile};
-use super::tile::{chunks, Bufs, Chunk, Ctx, TilePlan, XSrc, ACC_SLOTS};
+use super::tile::{chunks, park, Bufs, Chunk, Ctx, TilePlan, XSrc};
 use crate::config::{Cell, GruReset};
 use crate::team::Part;
 use crate::weights::{quantize_activations, WeightFormat};
@@ -129,18 +129,12 @@ unsafe fn run_pass<S: Kernel, const DEF: bool>(
 #[inline(always)]
 fn pair_rows<S: Kernel>(ctx: &Ctx<'_>, pass: Pass, b: &Bufs, n: usize) -> usize {
     let mr = S::PROJ_ROWS;
-    let plain = |f: WeightFormat| {
-        matches!(
-            f,
-            WeightFormat::F32 | WeightFormat::Bf16 | WeightFormat::F16
-        )
-    };
     let ok = mr > 0
         && mr % S::HALF_ROWS == 0
         && n >= mr
         && matches!(pass, Pass::Lstm | Pass::GruAfter)
         && ctx.p.proj.is_none()
-        && plain(ctx.p.r.format())
+        && !ctx.p.r.format().is_int8()
         && (matches!(b.x, XSrc::Pre { .. }) || ctx.p.w.format() == ctx.p.r.format());
     if ok {
         n / mr * mr
@@ -203,7 +197,8 @@ unsafe fn pair_products_e<S: Kernel, E: Elem, const G: usize>(
             unsafe {
                 match S::PROJ_ROWS {
                     12 => pair_tile::<S, E, G, 12>(s, ctx, pass, blk, g, b, r),
-                    _ => pair_tile::<S, E, G, 6>(s, ctx, pass, blk, g, b, r),
+                    6 => pair_tile::<S, E, G, 6>(s, ctx, pass, blk, g, b, r),
+                    n => unreachable!("no gate-pair tile of {n} rows"),
                 }
             }
         }
@@ -254,19 +249,12 @@ unsafe fn pair_tile<S: Kernel, E: Elem, const G: usize, const MR: usize>(
             };
         }
     }
+    // One gate's two vectors per row, in the shape the step's tiles park.
     let park = |slot: usize, acc: &[[S::V; 2]; MR]| {
-        for m in 0..MR {
-            for v in 0..2 {
-                // SAFETY: `b.acc` holds ACC_SLOTS * NR floats per batch
-                // entry (step's contract); slot < ACC_SLOTS, v < 2.
-                unsafe {
-                    s.store(
-                        b.acc.add((rows[m] * ACC_SLOTS + slot) * nr + v * l),
-                        acc[m][v],
-                    )
-                };
-            }
-        }
+        let acc: [Acc<S::V, 1, 2>; MR] = std::array::from_fn(|m| [acc[m]]);
+        // SAFETY: `b.acc` holds ACC_SLOTS slots of NR floats per batch
+        // entry (step's contract); slot < ACC_SLOTS.
+        unsafe { park::<S, 1, MR, 2>(s, b, &rows, slot, 0, &acc) };
     };
     if pass == Pass::GruAfter && g == 2 {
         park(3, &acc);
