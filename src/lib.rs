@@ -137,6 +137,8 @@ pub use builder::RnnBuilder;
 pub use config::{Activation, Activations, Cell, Config, Direction, GruReset};
 pub use error::{Error, Result};
 pub use family::{KernelFamily, KERNEL_ENV};
+#[cfg(feature = "testing")]
+pub use kernels::quant::quantize_with;
 pub use model::Rnn;
 pub use state::{Layout, Sequence, State, Workspace};
 pub use streams::{StreamId, Streams};

@@ -156,7 +156,7 @@ impl WeightFormat {
 
 /// Rows whose largest magnitude is below this are stored as zeros (scale
 /// 0): a scale that small would be subnormal and lose the exactness below.
-const INT8_TINY: f32 = 1e-30;
+pub(crate) const INT8_TINY: f32 = 1e-30;
 
 /// Quantizes one matrix row to int8: writes `q[i] = round(row[i] / s)` in
 /// `-127..=127` and returns the scale `s`, so that `q[i] * s` (computed in
@@ -209,13 +209,23 @@ pub fn quantize_row_int8(row: &[f32], q: &mut [i8]) -> f32 {
     scale
 }
 
+/// 1.5 * 2^23: adding it to a float of magnitude below 2^22 and
+/// subtracting it again rounds to an integer, ties to even, in two IEEE
+/// operations that are exact in their order (the same on every ISA);
+/// unlike `round_ties_even` it vectorizes without SSE4.1. Between the two,
+/// the sum lies in `[2^23, 2^24)`, where the low 8 bits of its pattern are
+/// the integer's low 8 bits (the vector quantizer stores those).
+pub(crate) const ROUND: f32 = 12_582_912.0;
+
 /// Quantizes one activation vector for [`WeightFormat::Int8Dynamic`]:
 /// writes `q[i] = round(v[i] / s)` (ties to even, in `-127..=127`, computed
 /// as `v[i] * (127 / max)`) and returns `s = max / 127`, where `max` is the
 /// largest `|v[i]|` (symmetric, one scale per vector and step, so the
-/// error per element is at most `s / 2 = max / 254`). Every kernel family
-/// and the reference call this same function, so they quantize a vector
-/// identically and their integer sums agree exactly. A vector of zeros
+/// error per element is at most `s / 2 = max / 254`). The reference calls
+/// this function; the kernel families run the same IEEE operations on
+/// their vectors (bit for bit the same bytes and scale, tested per family),
+/// so every family quantizes a vector identically and their integer sums
+/// agree exactly. A vector of zeros
 /// (or whose largest magnitude is below 1e-30) gets `s = 0` and zeros; one
 /// holding a NaN or an infinity gets `s = NaN`, so the products it feeds
 /// are NaN.
@@ -251,11 +261,6 @@ pub fn quantize_activations(v: &[f32], q: &mut [i8]) -> f32 {
         return if bad { f32::NAN } else { 0.0 };
     }
     let inv = 127.0 / max;
-    // Adding and subtracting 1.5 * 2^23 rounds a float of magnitude below
-    // 2^22 to an integer, ties to even, in two exact-order IEEE operations
-    // (the same on every ISA); unlike `round_ties_even` it vectorizes
-    // without SSE4.1 (no `rintf` call per element).
-    const ROUND: f32 = 12_582_912.0;
     for (o, &x) in q.iter_mut().zip(v) {
         // |x * inv| <= 127 (x finite, |x| <= max); the clamp keeps -128
         // out should the product round above 127.

@@ -66,6 +66,45 @@ proptest! {
     }
 }
 
+/// Values that stress the vector quantizer: exact ties (`x * 127 / max`
+/// a half-integer), the clamp's edge, signed zeros, tiny and huge
+/// magnitudes, and (sometimes) a NaN or an infinity.
+fn activation_value() -> impl Strategy<Value = f32> {
+    prop_oneof![
+        8 => -1.0f32..1.0,
+        1 => (-254i32..=254).prop_map(|h| h as f32 / 254.0),
+        1 => Just(-0.0f32),
+        1 => prop_oneof![Just(1e-31f32), Just(-3e-39), Just(1.0), Just(-1.0), Just(f32::MAX)],
+        1 => prop_oneof![Just(f32::NAN), Just(f32::INFINITY), Just(f32::NEG_INFINITY)],
+    ]
+}
+
+proptest! {
+    /// Every family's vector quantizer (the kernels' own, on the full
+    /// vectors and the scalar tail) gives exactly the bytes and the scale
+    /// of `quantize_activations`, for every length (vector tails included)
+    /// and the values above, at any magnitude; biased (as AVX-512 VNNI
+    /// takes them), every byte plus 128.
+    #[test]
+    fn every_family_quantizes_as_the_reference(
+        v in prop::collection::vec(activation_value(), 0..80),
+        exp in -40i32..40,
+    ) {
+        let v: Vec<f32> = v.iter().map(|x| x * 2f32.powi(exp)).collect();
+        let mut want = vec![0i8; v.len()];
+        let s = quantize_activations(&v, &mut want);
+        let biased: Vec<i8> = want.iter().map(|&b| b ^ i8::MIN).collect();
+        for family in KernelFamily::available() {
+            for (bias, want) in [(false, &want), (true, &biased)] {
+                let mut got = vec![7i8; v.len()];
+                let g = fusedrnn::quantize_with(family, &v, &mut got, bias).unwrap();
+                prop_assert_eq!(g.to_bits(), s.to_bits(), "{:?} scale", family);
+                prop_assert_eq!(&got, want, "{:?} bytes, biased {}", family, bias);
+            }
+        }
+    }
+}
+
 #[test]
 fn degenerate_activations() {
     let mut q = [5i8; 3];

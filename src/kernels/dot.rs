@@ -58,6 +58,12 @@ pub(crate) trait Kernel: Simd {
         acc: [Acc<Self::V, G, NV>; MB],
     ) -> [Acc<Self::V, G, NV>; MB];
 
+    /// Whether [`Kernel::dot_q`] takes the quantized activations biased by
+    /// 128 (stored as `q + 128`: the unsigned bytes AVX-512 VNNI's
+    /// `vpdpbusd` multiplies; the other products take them as they are).
+    /// Fixed for the process (the VNNI check runs once).
+    fn q_biased(self) -> bool;
+
     /// The int8-dynamic product of a whole block: [`super::qdot::dot_q`]
     /// with this ISA's [`super::qdot::QDot`], out of line; i32 sums (as
     /// bits).

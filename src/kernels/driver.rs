@@ -116,11 +116,13 @@ fn chunk_rows(t_len: usize, batch: usize, xs: usize) -> usize {
 }
 
 /// Quantizes `rows` rows of `k` floats (`x`, `k` apart) into `q` (rows
-/// `stride` bytes apart) and `qs` (one scale per row), growing both.
+/// `stride` bytes apart) and `qs` (one scale per row), growing both, as
+/// `isa`'s int8-dynamic product takes them (biased for VNNI).
 ///
 /// # Errors
 /// [`crate::Error::TooLarge`] if the buffers cannot grow.
 fn quantize_rows(
+    isa: Isa,
     x: &[f32],
     k: usize,
     rows: usize,
@@ -130,12 +132,8 @@ fn quantize_rows(
 ) -> Result<()> {
     grow(q, product("quantized rows", &[rows, stride])?)?;
     grow(qs, rows)?;
-    for r in 0..rows {
-        qs[r] = crate::weights::quantize_activations(
-            &x[r * k..(r + 1) * k],
-            &mut q[r * stride..r * stride + k],
-        );
-    }
+    let biased = super::quant::bias(isa);
+    super::quant::quantize_rows(isa, x, k, stride, q, &mut qs[..rows], biased);
     Ok(())
 }
 
@@ -427,7 +425,15 @@ impl FastKernel {
         let src = flushed_input(&a.src[..n_rows * inp], &mut xbuf)?;
         let qx_stride = qstride(dynamic, inp);
         if dynamic {
-            quantize_rows(src, inp, n_rows, qx_stride, &mut ws.qx, &mut ws.qx_s)?;
+            quantize_rows(
+                self.isa,
+                src,
+                inp,
+                n_rows,
+                qx_stride,
+                &mut ws.qx,
+                &mut ws.qx_s,
+            )?;
         }
         for b in 0..batch {
             let row = &mut ws.h0[b * hstride..(b + 1) * hstride];
@@ -668,7 +674,7 @@ impl FastKernel {
         let x = flushed_input(x, &mut xbuf)?;
         let qx_stride = qstride(dynamic, inp);
         if dynamic {
-            quantize_rows(x, inp, n, qx_stride, &mut ws.qx, &mut ws.qx_s)?;
+            quantize_rows(self.isa, x, inp, n, qx_stride, &mut ws.qx, &mut ws.qx_s)?;
         }
         let nr = self.isa.nr();
         let p = SharedPtrs {

@@ -68,12 +68,16 @@ type ActFn<S> = unsafe fn(S, Activation, <S as Simd>::V) -> <S as Simd>::V;
 /// `impl Kernel` for an ISA token whose out-of-line product is `$dot` and
 /// activation `$act`.
 macro_rules! kernel_impl {
-    ($ty:ty, $dot:ident, $dotq:ident, $act:ident, full: $full:expr, half: $half:expr, chunk: $chunk:expr, proj: $proj:expr) => {
+    ($ty:ty, $dot:ident, $dotq:ident, $act:ident, full: $full:expr, half: $half:expr, chunk: $chunk:expr, proj: $proj:expr, biased: $biased:expr) => {
         impl Kernel for $ty {
             const FULL_ROWS: usize = $full;
             const HALF_ROWS: usize = $half;
             const CHUNK_BYTES: usize = $chunk;
             const PROJ_ROWS: usize = $proj;
+            #[inline(always)]
+            fn q_biased(self) -> bool {
+                $biased
+            }
             /// # Safety
             /// The contract of [`Kernel::dot_k`].
             #[inline(always)]
@@ -156,7 +160,8 @@ macro_rules! entries {
         full: $full:expr,
         half: $half:expr,
         chunk: $chunk:expr,
-        proj: $proj:expr
+        proj: $proj:expr,
+        biased: $biased:expr
     ) => {
         isa_features!($isa enable {
             /// # Safety
@@ -242,7 +247,7 @@ macro_rules! entries {
                 super::probe::fma_chains(s, iters)
             }
         });
-        kernel_impl!($ty, $dot, $dotq_impl, $act, full: $full, half: $half, chunk: $chunk, proj: $proj);
+        kernel_impl!($ty, $dot, $dotq_impl, $act, full: $full, half: $half, chunk: $chunk, proj: $proj, biased: $biased);
     };
 }
 
@@ -265,7 +270,10 @@ entries!(
     full: 3,
     half: 6,
     chunk: CHUNK_AVX512,
-    proj: 12
+    proj: 12,
+    // `vpdpbusd` multiplies unsigned activations: stored plus 128, the
+    // product's broadcasts need no xor (the same check `dotq_avx512` makes).
+    biased: qdot::Avx512Vnni::new().is_some()
 );
 #[cfg(target_arch = "x86_64")]
 entries!(
@@ -285,7 +293,8 @@ entries!(
     full: 1,
     half: 3,
     chunk: CHUNK_AVX2,
-    proj: 6
+    proj: 6,
+    biased: false
 );
 
 #[cfg(target_arch = "x86_64")]
@@ -388,7 +397,7 @@ plain_entries!(
 );
 // [f32; 8] "vectors": small tiles; the compiler maps them to whatever
 // registers the target has.
-kernel_impl!(Portable, dot_portable, dotq_portable, act_portable, full: 1, half: 2, chunk: CHUNK_AVX2, proj: 0);
+kernel_impl!(Portable, dot_portable, dotq_portable, act_portable, full: 1, half: 2, chunk: CHUNK_AVX2, proj: 0, biased: false);
 
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 plain_entries!(Neon, dot_neon, dotq_neon, qdot::NeonQ, act_neon);
@@ -398,7 +407,7 @@ plain_entries!(Neon, dot_neon, dotq_neon, qdot::NeonQ, act_neon);
 // not measured on an ARM core yet, nor are the projection's gate-pair tiles
 // (off: 0), which were measured on x86 only.
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-kernel_impl!(Neon, dot_neon, dotq_neon, act_neon, full: 3, half: 6, chunk: CHUNK_AVX2, proj: 0);
+kernel_impl!(Neon, dot_neon, dotq_neon, act_neon, full: 3, half: 6, chunk: CHUNK_AVX2, proj: 0, biased: false);
 
 /// Dispatch from an ISA token to its `#[target_feature]` entry points.
 #[derive(Clone, Copy)]

@@ -54,6 +54,7 @@ pub(crate) mod pack;
 pub(crate) mod probe;
 pub(crate) mod project;
 pub(crate) mod qdot;
+pub(crate) mod quant;
 pub(crate) mod step;
 pub(crate) mod tile;
 

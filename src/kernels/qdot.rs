@@ -6,12 +6,13 @@
 //! one 32-bit lane of a vector holds one unit's four weights and an
 //! instruction that multiplies four byte pairs per lane and adds them into
 //! that lane (`vpdpbusd`) consumes `4 * LANES` weights at a time. A row's
-//! activations are quantized once per step (`weights::quantize_activations`)
-//! and four of them are broadcast to every lane.
+//! activations are quantized once per step (`quant::quantize`: the bytes
+//! of `weights::quantize_activations`) and four of them are broadcast to
+//! every lane.
 //!
 //! Each ISA supplies one [`QDot`]: AVX-512 VNNI `vpdpbusd` (unsigned times
-//! signed: the activations get `+128`, and the sums start from the panel's
-//! correction `-128 * Σ q_w` instead of 0); AVX2 (and AVX-512 without
+//! signed: the activations are stored `+128`, and the sums start from the
+//! panel's correction `-128 * Σ q_w` instead of 0); AVX2 (and AVX-512 without
 //! VNNI) `vpsignb` + `vpmaddubsw` + `vpmaddwd` on `|x|` and `w * sign(x)`,
 //! whose 16-bit pair sums (at most `2 * 127 * 127 = 32258`) never
 //! saturate; NEON widening multiplies; plain Rust. All are exact, so every
@@ -28,7 +29,8 @@ use crate::simd::Simd;
 /// products of its four int8 weights with a row's four activations.
 pub(crate) trait QDot<S: Simd>: Copy {
     /// The sums start from the panel's correction `-128 * Σ_k q_w` (the
-    /// ISA multiplies unsigned activations, `q_x + 128`).
+    /// ISA multiplies unsigned activations, `q_x + 128`, which the
+    /// quantizer stores so: `Kernel::q_biased`).
     const OFFSET: bool;
     /// A row's four activations as the ISA multiplies them, prepared once
     /// per four `k` and used by every weight vector.
@@ -260,9 +262,10 @@ mod x86 {
         type B = __m512i;
         #[inline(always)]
         fn bcast(self, _: Avx512, x4: i32) -> __m512i {
-            // SAFETY: the Avx512 token proves AVX-512F. The +128 of each
-            // byte (an xor of its sign bit) makes the activations unsigned.
-            unsafe { _mm512_set1_epi32(x4 ^ 0x8080_8080u32 as i32) }
+            // SAFETY: the Avx512 token proves AVX-512F. The bytes arrive
+            // biased by 128 (unsigned; `Kernel::q_biased`), so this is a
+            // plain broadcast (from memory: no shuffle-port uop).
+            unsafe { _mm512_set1_epi32(x4) }
         }
         /// # Safety
         /// The contract of [`QDot::dot`].

@@ -19,10 +19,11 @@
 use super::dot::{pair_dot, Acc, Bf16, Elem, Kernel, F16};
 use super::gru::{gru_after_tile, gru_before_n_tile, gru_before_zr_tile};
 use super::lstm::{lstm_tile, proj_tile};
+use super::quant::quantize;
 use super::tile::{chunks, park, Bufs, Chunk, Ctx, TilePlan, XSrc};
 use crate::config::{Cell, GruReset};
 use crate::team::Part;
-use crate::weights::{quantize_activations, WeightFormat};
+use crate::weights::WeightFormat;
 
 /// Which tile function a pass runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -403,7 +404,7 @@ pub(crate) unsafe fn step<S: Kernel>(
             unsafe {
                 let h = std::slice::from_raw_parts(b.h_prev.add(r * b.hstride), k);
                 let q = std::slice::from_raw_parts_mut(b.qh.q.add(r * b.qh.stride), k);
-                *b.qh.s.add(r) = quantize_activations(h, q);
+                *b.qh.s.add(r) = quantize(s, h, q, s.q_biased());
             }
         }
     }

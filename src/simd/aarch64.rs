@@ -105,6 +105,20 @@ impl Simd for Neon {
         unsafe { vcvtq_f32_s32(vreinterpretq_s32_f32(v)) }
     }
     /// # Safety
+    /// The contract of [`Simd::store_low_bytes`].
+    #[inline(always)]
+    unsafe fn store_low_bytes(self, p: *mut i8, v: float32x4_t) {
+        // SAFETY: the caller guarantees 4 writable bytes at `p` (written as
+        // one unaligned u32); the token proves NEON. Two narrowing moves
+        // keep each lane's low byte.
+        unsafe {
+            let h = vmovn_u32(vreinterpretq_u32_f32(v));
+            let b = vmovn_u16(vcombine_u16(h, h));
+            let w = vget_lane_u32::<0>(vreinterpret_u32_u8(b));
+            p.cast::<u32>().write_unaligned(w)
+        }
+    }
+    /// # Safety
     /// The contract of [`Simd::store`].
     #[inline(always)]
     unsafe fn store(self, p: *mut f32, v: float32x4_t) {

@@ -60,6 +60,13 @@ pub(crate) trait Simd: Copy {
     /// # Safety
     /// `p` must be valid for writing `LANES` f32 (no alignment required).
     unsafe fn store(self, p: *mut f32, v: Self::V);
+    /// Stores the low byte of each lane's bit pattern (lane `i` to
+    /// `p[i]`): a float in `[2^23, 2^24)` holds an integer whose low 8
+    /// bits these are (the int8-dynamic quantizer's narrowing).
+    ///
+    /// # Safety
+    /// `p` must be valid for writing `LANES` bytes.
+    unsafe fn store_low_bytes(self, p: *mut i8, v: Self::V);
     fn add(self, a: Self::V, b: Self::V) -> Self::V;
     fn sub(self, a: Self::V, b: Self::V) -> Self::V;
     fn mul(self, a: Self::V, b: Self::V) -> Self::V;

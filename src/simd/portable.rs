@@ -88,6 +88,13 @@ impl Simd for Portable {
         // SAFETY: the caller guarantees 8 writable floats at `p`.
         unsafe { std::ptr::write_unaligned(p as *mut [f32; 8], v) }
     }
+    /// # Safety
+    /// The contract of [`Simd::store_low_bytes`].
+    #[inline(always)]
+    unsafe fn store_low_bytes(self, p: *mut i8, v: [f32; 8]) {
+        // SAFETY: the caller guarantees 8 writable bytes at `p`.
+        unsafe { std::ptr::write_unaligned(p as *mut [i8; 8], v.map(|x| x.to_bits() as u8 as i8)) }
+    }
     #[inline(always)]
     fn add(self, a: [f32; 8], b: [f32; 8]) -> [f32; 8] {
         lanewise!(a, b, |x, y| x + y)
@@ -193,6 +200,13 @@ impl Simd for Scalar {
     unsafe fn store(self, p: *mut f32, v: f32) {
         // SAFETY: the caller guarantees one writable float at `p`.
         unsafe { p.write_unaligned(v) }
+    }
+    /// # Safety
+    /// The contract of [`Simd::store_low_bytes`].
+    #[inline(always)]
+    unsafe fn store_low_bytes(self, p: *mut i8, v: f32) {
+        // SAFETY: the caller guarantees one writable byte at `p`.
+        unsafe { p.write(v.to_bits() as u8 as i8) }
     }
     #[inline(always)]
     fn add(self, a: f32, b: f32) -> f32 {

@@ -88,6 +88,25 @@ impl Simd for Avx2 {
         // SAFETY: the caller guarantees 8 writable floats; the token proves AVX2.
         unsafe { _mm256_storeu_ps(p, v) }
     }
+    /// # Safety
+    /// The contract of [`Simd::store_low_bytes`].
+    #[inline(always)]
+    unsafe fn store_low_bytes(self, p: *mut i8, v: __m256) {
+        // SAFETY: the caller guarantees 8 writable bytes (one 64-bit
+        // store); the token proves AVX2. Each 128-bit half gathers its
+        // lanes' low bytes into its first 32 bits (the other bytes of the
+        // shuffle are zeroed by -1 indices), then dwords 0 and 4 are moved
+        // to the bottom.
+        unsafe {
+            let pick = _mm256_setr_epi8(
+                0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1, -1,
+                -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+            );
+            let b = _mm256_shuffle_epi8(_mm256_castps_si256(v), pick);
+            let b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 1, 1, 1, 1, 1));
+            _mm_storel_epi64(p.cast(), _mm256_castsi256_si128(b))
+        }
+    }
     #[inline(always)]
     fn add(self, a: __m256, b: __m256) -> __m256 {
         // SAFETY: the token proves AVX2.

@@ -82,6 +82,15 @@ impl Simd for Avx512 {
         // SAFETY: the caller guarantees 16 writable floats; the token proves AVX-512F.
         unsafe { _mm512_storeu_ps(p, v) }
     }
+    /// # Safety
+    /// The contract of [`Simd::store_low_bytes`].
+    #[inline(always)]
+    unsafe fn store_low_bytes(self, p: *mut i8, v: __m512) {
+        // SAFETY: the caller guarantees 16 writable bytes (one 128-bit
+        // store); the token proves AVX-512F (vpmovdb truncates each lane to
+        // its low byte).
+        unsafe { _mm_storeu_si128(p.cast(), _mm512_cvtepi32_epi8(_mm512_castps_si512(v))) }
+    }
     #[inline(always)]
     fn add(self, a: __m512, b: __m512) -> __m512 {
         // SAFETY: the token proves AVX-512F.
