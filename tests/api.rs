@@ -24,7 +24,7 @@ fn model_is_send_and_sync() {
 /// Stepping one time step at a time gives bit-identical numbers to the
 /// sequence run, for every kernel the host runs, at batch sizes that use
 /// whole-block tiles only (1, 3), half-block tiles (8, 13: AVX-512 tiles
-/// 6 rows, AVX2 3) and remainders, with f32 and 16-bit weights. The
+/// 6 rows, AVX2 3) and remainders, with f32, 16-bit and int8 weights. The
 /// sequence's input projection runs 9 * b rows: from b = 3 on, AVX2's
 /// 6-row and AVX-512's 12-row gate-pair tiles (`project.rs`) and their
 /// leftover rows in the step's tiles.
@@ -40,7 +40,13 @@ fn streaming_steps_equal_the_sequence_run() {
             .into_iter()
             .flat_map(|f| [1, 3, 8, 10, 11, 13].map(|b| (f, b)))
             .flat_map(|(f, b)| {
-                [WeightFormat::F32, WeightFormat::Bf16, WeightFormat::F16].map(|w| (f, b, w))
+                [
+                    WeightFormat::F32,
+                    WeightFormat::Bf16,
+                    WeightFormat::F16,
+                    WeightFormat::Int8,
+                ]
+                .map(|w| (f, b, w))
             })
         {
             let m = model(name, cell)

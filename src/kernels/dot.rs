@@ -446,3 +446,58 @@ pub(crate) unsafe fn pair_dot<S: Simd, E: Elem, const G: usize, const MR: usize>
     }
     acc
 }
+
+/// [`pair_dot`] over gate `g` of block `blk` of `p`, whose storage type is
+/// `E` (f32, 16-bit or int8). Int8 panels sum each segment of
+/// [`chunk_rows`] panel rows from 0 and add it times the gate's row scales
+/// once (`acc += sum * scale`), as [`dot_panel`] does for the step's
+/// tiles, so the numbers are theirs however the rows are tiled.
+///
+/// # Safety
+/// `blk < p.blocks`, `g < G = p.g`, `k0 <= k1 <= p.k`; `E` is the panel's
+/// storage type and not int8-dynamic's; each `rows[m]` is valid for
+/// reading `k1` floats.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn pair_dot_panel<S: Kernel, E: Elem, const G: usize, const MR: usize>(
+    s: S,
+    p: &Panels,
+    blk: usize,
+    g: usize,
+    k0: usize,
+    k1: usize,
+    rows: [*const f32; MR],
+    acc: [[S::V; 2]; MR],
+) -> [[S::V; 2]; MR] {
+    let (l, nr) = (S::LANES, 2 * S::LANES);
+    let gate = p.ptr::<E>().wrapping_add(blk * p.block_len() + g * nr);
+    if p.format() != WeightFormat::Int8 {
+        // SAFETY: gate g of block blk (forwarded contract).
+        return unsafe { pair_dot::<S, E, G, MR>(s, gate, k0, k1, rows, acc) };
+    }
+    let seg = if S::CHUNK_BYTES == 0 {
+        usize::MAX
+    } else {
+        chunk_rows::<S>(p)
+    };
+    // SAFETY: int8 panels hold G * NR scales per block (blk < blocks);
+    // gate g < G, so its two vectors' LANES scales each lie inside.
+    let scale = unsafe {
+        let sc = p.scales_at(blk);
+        [s.load(sc.add(g * nr)), s.load(sc.add(g * nr + l))]
+    };
+    let mut acc = acc;
+    let mut a = k0;
+    while a < k1 {
+        let b = (a / seg).saturating_add(1).saturating_mul(seg).min(k1);
+        // SAFETY: k0 <= a < b <= k1: inside the forwarded contract.
+        let sums = unsafe { pair_dot::<S, E, G, MR>(s, gate, a, b, rows, [[s.zero(); 2]; MR]) };
+        for m in 0..MR {
+            for v in 0..2 {
+                acc[m][v] = s.mul_add(sums[m][v], scale[v], acc[m][v]);
+            }
+        }
+        a = b;
+    }
+    acc
+}

@@ -6,7 +6,7 @@
 //! weight load serves many rows.
 //!
 //! The projection needs no epilogue, so its tiles need not hold all gates
-//! of a unit: with f32 and 16-bit panels, whole groups of
+//! of a unit: with f32, 16-bit and int8 panels, whole groups of
 //! [`Kernel::PROJ_ROWS`] rows run in gate-pair tiles (one gate's `NR`
 //! units, twice the rows of the step's half-block tile per weight vector:
 //! half the panel bytes per FMA), the rest in the step's tiles. Measured
@@ -19,7 +19,7 @@
 // closer to the math than iterator chains.
 #![allow(clippy::needless_range_loop)]
 
-use super::dot::{dot_panel, pair_dot, Bf16, Elem, Kernel, F16};
+use super::dot::{chunk_rows, dot_panel, pair_dot_panel, Bf16, Elem, Kernel, F16, I8};
 use super::pack::Panels;
 use super::tile::{chunks, Ctx, QBuf, TilePlan};
 use crate::weights::WeightFormat;
@@ -111,7 +111,7 @@ unsafe fn project_g<S: Kernel, const G: usize>(
     assert!(blocks.0 <= blocks.1 && blocks.1 <= w.blocks, "block range");
     let group = PROJECT_GROUP_TILES * S::HALF_ROWS.max(S::PROJ_ROWS);
     let mr = S::PROJ_ROWS;
-    let pairs = mr > 0 && !w.format().is_int8();
+    let pairs = mr > 0 && w.format() != WeightFormat::Int8Dynamic;
     let mut g0 = 0;
     while g0 < n_rows {
         let g1 = (g0 + group).min(n_rows);
@@ -217,12 +217,13 @@ const PAIR_CHUNK_BYTES: usize = 256 * 1024;
 /// gate-pair tiles: per block and gate, `PROJ_ROWS` rows times the gate's
 /// `NR` units, so every weight vector loaded serves `PROJ_ROWS` rows (a
 /// half-block tile of the step serves `HALF_ROWS`). The sums are the
-/// step's (the same FMAs in the same `k` order), so the numbers are those
-/// of the step's tiles.
+/// step's (the same FMAs in the same `k` order; int8's scaled per segment
+/// as there), so the numbers are those of the step's tiles.
 ///
 /// # Safety
 /// As for [`project`]; `r0 <= r1 <= x.n` with `r1 - r0` a multiple of
-/// `PROJ_ROWS`, `blocks.1 <= ctx.p.w.blocks`; the panels are f32 or 16-bit.
+/// `PROJ_ROWS`, `blocks.1 <= ctx.p.w.blocks`; the panels are f32, 16-bit or
+/// int8.
 #[inline(always)]
 unsafe fn project_pairs<S: Kernel, const G: usize>(
     s: S,
@@ -238,6 +239,7 @@ unsafe fn project_pairs<S: Kernel, const G: usize>(
             WeightFormat::F32 => project_pairs_e::<S, f32, G>(s, ctx, x, out, blocks, rows),
             WeightFormat::Bf16 => project_pairs_e::<S, Bf16, G>(s, ctx, x, out, blocks, rows),
             WeightFormat::F16 => project_pairs_e::<S, F16, G>(s, ctx, x, out, blocks, rows),
+            WeightFormat::Int8 => project_pairs_e::<S, I8, G>(s, ctx, x, out, blocks, rows),
             f => unreachable!("gate-pair projection tiles for {f:?} panels"),
         }
     }
@@ -259,6 +261,15 @@ unsafe fn project_pairs_e<S: Kernel, E: Elem, const G: usize>(
     let w = &ctx.p.w;
     let nr = 2 * S::LANES;
     let kc = (PAIR_CHUNK_BYTES / (nr * std::mem::size_of::<E>())).max(1);
+    // Int8 sums are scaled per segment of `chunk_rows` rows: chunks of
+    // whole segments, so none is split (the step's tiles' numbers).
+    let kc = match (w.format(), S::CHUNK_BYTES) {
+        (WeightFormat::Int8, c) if c > 0 => {
+            let seg = chunk_rows::<S>(w);
+            (kc / seg).max(1) * seg
+        }
+        _ => kc,
+    };
     let mr = S::PROJ_ROWS;
     for blk in blocks.0..blocks.1 {
         for g in 0..G {
@@ -334,10 +345,7 @@ unsafe fn pair_tile<S: Kernel, E: Elem, const G: usize, const MR: usize>(
     }
     // SAFETY: block `blk` of W has K = In >= k1 rows (the contract) and
     // gate g < G; every x row holds In floats.
-    let acc = unsafe {
-        let gate = w.ptr::<E>().wrapping_add(blk * w.block_len() + g * nr);
-        pair_dot::<S, E, G, MR>(s, gate, k0, k1, rows, acc)
-    };
+    let acc = unsafe { pair_dot_panel::<S, E, G, MR>(s, w, blk, g, k0, k1, rows, acc) };
     for m in 0..MR {
         for v in 0..2 {
             // SAFETY: as above.

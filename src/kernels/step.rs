@@ -16,7 +16,7 @@
 // to the math than iterator chains.
 #![allow(clippy::needless_range_loop)]
 
-use super::dot::{pair_dot, Acc, Bf16, Elem, Kernel, F16};
+use super::dot::{pair_dot_panel, Acc, Bf16, Elem, Kernel, F16, I8};
 use super::gru::{gru_after_tile, gru_before_n_tile, gru_before_zr_tile};
 use super::lstm::{lstm_tile, proj_tile};
 use super::quant::quantize;
@@ -118,8 +118,8 @@ unsafe fn run_pass<S: Kernel, const DEF: bool>(
 /// How many of `n` active rows a pass runs in gate-pair tiles: whole groups
 /// of [`Kernel::PROJ_ROWS`] rows for an LSTM (without projection: its
 /// passes keep the step's tiles) or reset-after GRU pass whose products
-/// are f32 or 16-bit (the int8 formats scale their sums by segments, which
-/// these tiles do not), else none.
+/// are f32, 16-bit or int8 (scaled per segment as the step's tiles do, see
+/// [`pair_dot_panel`]; int8-dynamic keeps its integer tiles), else none.
 ///
 /// The products of a block then run first, one gate's `NR` units for
 /// `PROJ_ROWS` rows per tile (each weight vector serves twice the rows of
@@ -135,7 +135,7 @@ fn pair_rows<S: Kernel>(ctx: &Ctx<'_>, pass: Pass, b: &Bufs, n: usize) -> usize 
         && n >= mr
         && matches!(pass, Pass::Lstm | Pass::GruAfter)
         && ctx.p.proj.is_none()
-        && !ctx.p.r.format().is_int8()
+        && ctx.p.r.format() != WeightFormat::Int8Dynamic
         && (matches!(b.x, XSrc::Pre { .. }) || ctx.p.w.format() == ctx.p.r.format());
     if ok {
         n / mr * mr
@@ -170,9 +170,13 @@ unsafe fn pair_products<S: Kernel>(
             (Pass::Lstm, WeightFormat::Bf16) => {
                 pair_products_e::<S, Bf16, 4>(s, ctx, pass, blk, b, rows)
             }
+            (Pass::Lstm, WeightFormat::Int8) => {
+                pair_products_e::<S, I8, 4>(s, ctx, pass, blk, b, rows)
+            }
             (Pass::Lstm, _) => pair_products_e::<S, F16, 4>(s, ctx, pass, blk, b, rows),
             (_, WeightFormat::F32) => pair_products_e::<S, f32, 3>(s, ctx, pass, blk, b, rows),
             (_, WeightFormat::Bf16) => pair_products_e::<S, Bf16, 3>(s, ctx, pass, blk, b, rows),
+            (_, WeightFormat::Int8) => pair_products_e::<S, I8, 3>(s, ctx, pass, blk, b, rows),
             _ => pair_products_e::<S, F16, 3>(s, ctx, pass, blk, b, rows),
         }
     }
@@ -245,8 +249,7 @@ unsafe fn pair_tile<S: Kernel, E: Elem, const G: usize, const MR: usize>(
             // `blk` of W has K = In rows, gate g < G.
             acc = unsafe {
                 let x = std::array::from_fn(|m| base.add(*off.add(rows[m])));
-                let gate = w.ptr::<E>().wrapping_add(blk * w.block_len() + g * nr);
-                pair_dot::<S, E, G, MR>(s, gate, 0, ctx.inp, x, acc)
+                pair_dot_panel::<S, E, G, MR>(s, w, blk, g, 0, ctx.inp, x, acc)
             };
         }
     }
@@ -266,8 +269,7 @@ unsafe fn pair_tile<S: Kernel, E: Elem, const G: usize, const MR: usize>(
     // Hout floats.
     let acc = unsafe {
         let h = std::array::from_fn(|m| b.h_prev.add(rows[m] * b.hstride));
-        let gate = r.ptr::<E>().wrapping_add(blk * r.block_len() + g * nr);
-        pair_dot::<S, E, G, MR>(s, gate, 0, r.k, h, acc)
+        pair_dot_panel::<S, E, G, MR>(s, r, blk, g, 0, r.k, h, acc)
     };
     park(g, &acc);
 }
