@@ -64,6 +64,20 @@ pub(crate) trait Kernel: Simd {
     /// Fixed for the process (the VNNI check runs once).
     fn q_biased(self) -> bool;
 
+    /// The gate-pair products of one block of a step's pass
+    /// ([`super::step::pair_products`]), out of line.
+    ///
+    /// # Safety
+    /// As for [`super::step::pair_products`].
+    unsafe fn pair_products(
+        self,
+        ctx: &super::tile::Ctx<'_>,
+        pass: super::step::Pass,
+        blk: usize,
+        b: &super::tile::Bufs,
+        rows: &[usize],
+    );
+
     /// The int8-dynamic product of a whole block: [`super::qdot::dot_q`]
     /// with this ISA's [`super::qdot::QDot`], out of line; i32 sums (as
     /// bits).

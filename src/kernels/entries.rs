@@ -62,13 +62,16 @@ type DotQFn<S, const G: usize, const MB: usize, const NV: usize> =
         [*const i8; MB],
     ) -> [Acc<<S as Simd>::V, G, NV>; MB];
 
+/// The signature of an out-of-line [`step::pair_products`].
+type PairFn<S> = unsafe fn(S, &Ctx<'_>, step::Pass, usize, &Bufs, &[usize]);
+
 /// The signature of an out-of-line [`activation_v`].
 type ActFn<S> = unsafe fn(S, Activation, <S as Simd>::V) -> <S as Simd>::V;
 
 /// `impl Kernel` for an ISA token whose out-of-line product is `$dot` and
 /// activation `$act`.
 macro_rules! kernel_impl {
-    ($ty:ty, $dot:ident, $dotq:ident, $act:ident, full: $full:expr, half: $half:expr, chunk: $chunk:expr, proj: $proj:expr, biased: $biased:expr) => {
+    ($ty:ty, $dot:ident, $dotq:ident, $act:ident, $pairs:ident, full: $full:expr, half: $half:expr, chunk: $chunk:expr, proj: $proj:expr, biased: $biased:expr) => {
         impl Kernel for $ty {
             const FULL_ROWS: usize = $full;
             const HALF_ROWS: usize = $half;
@@ -130,6 +133,24 @@ macro_rules! kernel_impl {
                 unsafe { f(self, blk, corr, v0, k4, q) }
             }
 
+            /// # Safety
+            /// The contract of [`Kernel::pair_products`].
+            #[inline(always)]
+            unsafe fn pair_products(
+                self,
+                ctx: &Ctx<'_>,
+                pass: step::Pass,
+                blk: usize,
+                b: &Bufs,
+                rows: &[usize],
+            ) {
+                // Out of line always (see `dot_k` and `step::pair_products`).
+                let f: PairFn<$ty> = std::hint::black_box($pairs);
+                // SAFETY: forwarded contract; holding the token proves the
+                // CPU features.
+                unsafe { f(self, ctx, pass, blk, b, rows) }
+            }
+
             #[inline(always)]
             fn act(self, a: Activation, v: <$ty as Simd>::V) -> <$ty as Simd>::V {
                 // An opaque pointer keeps the call a call (see `dot_k`).
@@ -157,6 +178,7 @@ macro_rules! entries {
         $qd:expr,
         $dotq_impl:ident,
         $act:ident,
+        $pairs:ident,
         full: $full:expr,
         half: $half:expr,
         chunk: $chunk:expr,
@@ -205,6 +227,22 @@ macro_rules! entries {
             }
 
             /// # Safety
+            /// The CPU supports the features and the contract of
+            /// [`step::pair_products`] holds.
+            #[inline(never)]
+            unsafe fn $pairs(
+                s: $ty,
+                ctx: &Ctx<'_>,
+                pass: step::Pass,
+                blk: usize,
+                b: &Bufs,
+                rows: &[usize],
+            ) {
+                // SAFETY: forwarded contract.
+                unsafe { step::pair_products(s, ctx, pass, blk, b, rows) }
+            }
+
+            /// # Safety
             /// The CPU supports the features (proved by holding the token)
             /// and the contract of [`step::step`] holds.
             unsafe fn $step(
@@ -247,7 +285,7 @@ macro_rules! entries {
                 super::probe::fma_chains(s, iters)
             }
         });
-        kernel_impl!($ty, $dot, $dotq_impl, $act, full: $full, half: $half, chunk: $chunk, proj: $proj, biased: $biased);
+        kernel_impl!($ty, $dot, $dotq_impl, $act, $pairs, full: $full, half: $half, chunk: $chunk, proj: $proj, biased: $biased);
     };
 }
 
@@ -264,6 +302,7 @@ entries!(
     qdot::Avx512Q,
     dotq_avx512,
     act_avx512,
+    pairs_avx512,
     // 32 registers: a whole-block LSTM tile of 3 rows holds 24 sums, a
     // half-block tile of 6 rows 24 (plus 6 broadcasts and one weight); a
     // projection tile of 12 rows 24 (one gate's two vectors per row).
@@ -288,6 +327,7 @@ entries!(
     qdot::SignQ,
     dotq_avx2,
     act_avx2,
+    pairs_avx2,
     // 16 registers: one whole-block LSTM row (8 sums) or 3 half-block rows
     // (12); a projection tile of 6 rows 12 (one gate's two vectors per row).
     full: 1,
@@ -345,7 +385,7 @@ unsafe fn dotq_avx512<const G: usize, const MB: usize, const NV: usize>(
 /// `#[target_feature]` (Portable; NEON, which the aarch64 targets enable for
 /// all code), so `#[inline(never)]` holds; see [`Kernel`].
 macro_rules! plain_entries {
-    ($ty:ty, $dot:ident, $dotq:ident, $qd:expr, $act:ident) => {
+    ($ty:ty, $dot:ident, $dotq:ident, $qd:expr, $act:ident, $pairs:ident) => {
         /// # Safety
         /// The contract of [`qdot::dot_q`].
         #[inline(never)]
@@ -377,6 +417,24 @@ macro_rules! plain_entries {
             unsafe { dot::dot::<$ty, E, G, MB, NV>(s, blk, v0, k0, k1, rows, acc) }
         }
 
+        /// [`step::pair_products`], out of line (see
+        /// [`Kernel::pair_products`]).
+        ///
+        /// # Safety
+        /// The contract of [`step::pair_products`].
+        #[inline(never)]
+        unsafe fn $pairs(
+            s: $ty,
+            ctx: &Ctx<'_>,
+            pass: step::Pass,
+            blk: usize,
+            b: &Bufs,
+            rows: &[usize],
+        ) {
+            // SAFETY: forwarded contract.
+            unsafe { step::pair_products(s, ctx, pass, blk, b, rows) }
+        }
+
         /// [`activation_v`], out of line (see [`Kernel::act`]).
         ///
         /// # Safety
@@ -393,21 +451,22 @@ plain_entries!(
     dot_portable,
     dotq_portable,
     qdot::PortableQ,
-    act_portable
+    act_portable,
+    pairs_portable
 );
 // [f32; 8] "vectors": small tiles; the compiler maps them to whatever
 // registers the target has.
-kernel_impl!(Portable, dot_portable, dotq_portable, act_portable, full: 1, half: 2, chunk: CHUNK_AVX2, proj: 0, biased: false);
+kernel_impl!(Portable, dot_portable, dotq_portable, act_portable, pairs_portable, full: 1, half: 2, chunk: CHUNK_AVX2, proj: 0, biased: false);
 
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-plain_entries!(Neon, dot_neon, dotq_neon, qdot::NeonQ, act_neon);
+plain_entries!(Neon, dot_neon, dotq_neon, qdot::NeonQ, act_neon, pairs_neon);
 // 32 registers, as AVX-512: a whole-block LSTM tile of 3 rows holds 24
 // sums, a half-block tile of 6 rows 24 (plus the broadcasts and one
 // weight). The chunk size is AVX2's (8 KiB stays in any aarch64 L1); it is
 // not measured on an ARM core yet, nor are the projection's gate-pair tiles
 // (off: 0), which were measured on x86 only.
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-kernel_impl!(Neon, dot_neon, dotq_neon, act_neon, full: 3, half: 6, chunk: CHUNK_AVX2, proj: 0, biased: false);
+kernel_impl!(Neon, dot_neon, dotq_neon, act_neon, pairs_neon, full: 3, half: 6, chunk: CHUNK_AVX2, proj: 0, biased: false);
 
 /// Dispatch from an ISA token to its `#[target_feature]` entry points.
 #[derive(Clone, Copy)]

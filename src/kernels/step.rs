@@ -27,7 +27,7 @@ use crate::weights::WeightFormat;
 
 /// Which tile function a pass runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Pass {
+pub(crate) enum Pass {
     Lstm,
     GruAfter,
     GruBeforeZr,
@@ -81,7 +81,7 @@ unsafe fn run_pass<S: Kernel, const DEF: bool>(
         if !pair_rows.is_empty() {
             // SAFETY: forwarded contract; pair_rows is a whole number of
             // PROJ_ROWS groups of active entries (`pair_rows`).
-            unsafe { pair_products::<S>(s, ctx, pass, blk, b, pair_rows) };
+            unsafe { s.pair_products(ctx, pass, blk, b, pair_rows) };
         }
         // One call site per tile kind (each inlines every tile size of
         // every pass): the pair rows' epilogue first, then the other rows'
@@ -148,11 +148,16 @@ fn pair_rows<S: Kernel>(ctx: &Ctx<'_>, pass: Pass, b: &Bufs, n: usize) -> usize 
 /// `PROJ_ROWS` groups) in gate-pair tiles, parked in the rows' slots for
 /// the epilogue (see [`pair_rows`]).
 ///
+/// Runs out of line ([`Kernel::pair_products`]): inlined into the step,
+/// it made LLVM compile the batch-1 GRU step 1.5x slower (gru-h256-b1
+/// 9.8 -> 14.7 us, gru-h64-b1 0.70 -> 1.07, Intel Xeon AVX-512), though
+/// batch 1 never runs it.
+///
 /// # Safety
 /// As for [`step`]; `rows` are active batch entries, `rows.len()` a
 /// multiple of `PROJ_ROWS`, and [`pair_rows`] allows the pass.
 #[inline(always)]
-unsafe fn pair_products<S: Kernel>(
+pub(crate) unsafe fn pair_products<S: Kernel>(
     s: S,
     ctx: &Ctx<'_>,
     pass: Pass,
