@@ -64,12 +64,12 @@ pub(crate) trait Kernel: Simd {
     /// Fixed for the process (the VNNI check runs once).
     fn q_biased(self) -> bool;
 
-    /// The gate-pair products of one block of a step's pass
-    /// ([`super::step::pair_products`]), out of line.
+    /// The gate-pair rows of one block of a step's pass, products and
+    /// epilogue ([`super::step::pair_block`]), out of line.
     ///
     /// # Safety
-    /// As for [`super::step::pair_products`].
-    unsafe fn pair_products(
+    /// As for [`super::step::pair_block`].
+    unsafe fn pair_block<const DEF: bool>(
         self,
         ctx: &super::tile::Ctx<'_>,
         pass: super::step::Pass,
@@ -105,6 +105,10 @@ pub(crate) trait Kernel: Simd {
 /// A panel element: f32, or a 16-bit format widened to f32 exactly as it
 /// is loaded (compute and state stay f32).
 pub(crate) trait Elem: Copy {
+    /// Int8 (weights only): sums are scaled per segment (see
+    /// [`pair_dot_panel`]). A constant, so the other types' code has no
+    /// int8 branch.
+    const INT8: bool = false;
     /// Loads vector `v` (0 or 1) of one gate's `NR = 2 * LANES` elements
     /// starting at `gate`, as f32.
     ///
@@ -173,6 +177,7 @@ pub(crate) fn chunk_rows<S: Kernel>(p: &Panels) -> usize {
 pub(crate) struct I8(#[allow(dead_code)] i8);
 
 impl Elem for I8 {
+    const INT8: bool = true;
     /// # Safety
     /// The contract of [`Elem::load_v`].
     #[inline(always)]
@@ -485,7 +490,7 @@ pub(crate) unsafe fn pair_dot_panel<S: Kernel, E: Elem, const G: usize, const MR
 ) -> [[S::V; 2]; MR] {
     let (l, nr) = (S::LANES, 2 * S::LANES);
     let gate = p.ptr::<E>().wrapping_add(blk * p.block_len() + g * nr);
-    if p.format() != WeightFormat::Int8 {
+    if !E::INT8 {
         // SAFETY: gate g of block blk (forwarded contract).
         return unsafe { pair_dot::<S, E, G, MR>(s, gate, k0, k1, rows, acc) };
     }

@@ -62,7 +62,7 @@ type DotQFn<S, const G: usize, const MB: usize, const NV: usize> =
         [*const i8; MB],
     ) -> [Acc<<S as Simd>::V, G, NV>; MB];
 
-/// The signature of an out-of-line [`step::pair_products`].
+/// The signature of an out-of-line [`step::pair_block`].
 type PairFn<S> = unsafe fn(S, &Ctx<'_>, step::Pass, usize, &Bufs, &[usize]);
 
 /// The signature of an out-of-line [`activation_v`].
@@ -134,9 +134,9 @@ macro_rules! kernel_impl {
             }
 
             /// # Safety
-            /// The contract of [`Kernel::pair_products`].
+            /// The contract of [`Kernel::pair_block`].
             #[inline(always)]
-            unsafe fn pair_products(
+            unsafe fn pair_block<const DEF: bool>(
                 self,
                 ctx: &Ctx<'_>,
                 pass: step::Pass,
@@ -144,8 +144,8 @@ macro_rules! kernel_impl {
                 b: &Bufs,
                 rows: &[usize],
             ) {
-                // Out of line always (see `dot_k` and `step::pair_products`).
-                let f: PairFn<$ty> = std::hint::black_box($pairs);
+                // Out of line always (see `dot_k` and `step::pair_block`).
+                let f: PairFn<$ty> = std::hint::black_box($pairs::<DEF>);
                 // SAFETY: forwarded contract; holding the token proves the
                 // CPU features.
                 unsafe { f(self, ctx, pass, blk, b, rows) }
@@ -228,9 +228,9 @@ macro_rules! entries {
 
             /// # Safety
             /// The CPU supports the features and the contract of
-            /// [`step::pair_products`] holds.
+            /// [`step::pair_block`] holds.
             #[inline(never)]
-            unsafe fn $pairs(
+            unsafe fn $pairs<const DEF: bool>(
                 s: $ty,
                 ctx: &Ctx<'_>,
                 pass: step::Pass,
@@ -239,7 +239,7 @@ macro_rules! entries {
                 rows: &[usize],
             ) {
                 // SAFETY: forwarded contract.
-                unsafe { step::pair_products(s, ctx, pass, blk, b, rows) }
+                unsafe { step::pair_block::<$ty, DEF>(s, ctx, pass, blk, b, rows) }
             }
 
             /// # Safety
@@ -417,13 +417,12 @@ macro_rules! plain_entries {
             unsafe { dot::dot::<$ty, E, G, MB, NV>(s, blk, v0, k0, k1, rows, acc) }
         }
 
-        /// [`step::pair_products`], out of line (see
-        /// [`Kernel::pair_products`]).
+        /// [`step::pair_block`], out of line (see [`Kernel::pair_block`]).
         ///
         /// # Safety
-        /// The contract of [`step::pair_products`].
+        /// The contract of [`step::pair_block`].
         #[inline(never)]
-        unsafe fn $pairs(
+        unsafe fn $pairs<const DEF: bool>(
             s: $ty,
             ctx: &Ctx<'_>,
             pass: step::Pass,
@@ -432,7 +431,7 @@ macro_rules! plain_entries {
             rows: &[usize],
         ) {
             // SAFETY: forwarded contract.
-            unsafe { step::pair_products(s, ctx, pass, blk, b, rows) }
+            unsafe { step::pair_block::<$ty, DEF>(s, ctx, pass, blk, b, rows) }
         }
 
         /// [`activation_v`], out of line (see [`Kernel::act`]).

@@ -68,51 +68,99 @@ unsafe fn run_pass<S: Kernel, const DEF: bool>(
     let n_half = if plan.short { rows.len() } else { n_half };
     let (half_rows, rest) = rows.split_at(n_half);
     let (first, end) = part.range(panel.blocks);
-    // The pair rows' epilogue: a last chunk with no panel rows left (the
-    // half tiles resume every gate's parked sum and add nothing).
-    let done = Chunk {
-        k0: panel.k,
-        k1: panel.k,
-        first: false,
-        last: true,
-    };
     for i in first..end {
         let blk = if backwards { end - 1 - (i - first) } else { i };
         if !pair_rows.is_empty() {
             // SAFETY: forwarded contract; pair_rows is a whole number of
             // PROJ_ROWS groups of active entries (`pair_rows`).
-            unsafe { s.pair_products(ctx, pass, blk, b, pair_rows) };
+            unsafe { s.pair_block::<DEF>(ctx, pass, blk, b, pair_rows) };
         }
-        // One call site per tile kind (each inlines every tile size of
-        // every pass): the pair rows' epilogue first, then the other rows'
-        // chunks.
-        let mut pending = !pair_rows.is_empty();
-        let mut chs = chunks(panel.k, plan.kc);
-        loop {
-            let (ch, halves, whole) = if pending {
-                pending = false;
-                (done, pair_rows, &[][..])
-            } else {
-                match chs.next() {
-                    Some(ch) if !rows.is_empty() => (ch, half_rows, rest),
-                    _ => break,
-                }
-            };
+        if rows.is_empty() {
+            continue;
+        }
+        for ch in chunks(panel.k, plan.kc) {
             for v0 in 0..2 {
-                for r in halves.chunks(S::HALF_ROWS) {
+                for r in half_rows.chunks(S::HALF_ROWS) {
                     // SAFETY: forwarded contract; the tile's rows are active
-                    // batch entries, at most HALF_ROWS of them (PROJ_ROWS is
-                    // a multiple of HALF_ROWS), and the pair rows' slots
-                    // hold their sums (above).
+                    // batch entries, at most HALF_ROWS of them.
                     unsafe { half_tile::<S, DEF>(s, ctx, pass, blk, v0, b, r, ch) };
                 }
             }
-            for r in whole.chunks(S::FULL_ROWS.clamp(1, 3)) {
+            for r in rest.chunks(S::FULL_ROWS.clamp(1, 3)) {
                 // SAFETY: as above.
                 unsafe { whole_tile::<S, DEF>(s, ctx, pass, blk, b, r, ch) };
             }
         }
     }
+}
+
+/// One block of `pass` for the gate-pair rows `rows`: their products
+/// ([`pair_products`]), then their epilogue in half-block tiles from the
+/// parked sums (a last chunk with no panel rows left: the tiles resume
+/// every gate's sum and add nothing).
+///
+/// Runs out of line ([`Kernel::pair_block`]): inlined into the step, the
+/// pair code made LLVM compile the batch-1 GRU step 1.5x slower
+/// (gru-h256-b1 9.8 -> 14.7 us, gru-h64-b1 0.70 -> 1.07, Intel Xeon
+/// AVX-512) though batch 1 never runs it.
+///
+/// # Safety
+/// As for [`pair_products`].
+#[inline(always)]
+pub(crate) unsafe fn pair_block<S: Kernel, const DEF: bool>(
+    s: S,
+    ctx: &Ctx<'_>,
+    pass: Pass,
+    blk: usize,
+    b: &Bufs,
+    rows: &[usize],
+) {
+    // SAFETY: forwarded contract.
+    unsafe { pair_products::<S>(s, ctx, pass, blk, b, rows) };
+    let k = ctx.p.r.k;
+    let done = Chunk {
+        k0: k,
+        k1: k,
+        first: false,
+        last: true,
+    };
+    for v0 in 0..2 {
+        for r in rows.chunks(S::HALF_ROWS) {
+            // SAFETY: forwarded contract; each chunk is HALF_ROWS active
+            // entries (PROJ_ROWS is a multiple of HALF_ROWS), whose slots
+            // hold their sums (above). Only the pair passes' tiles of the
+            // ISA's half-tile size are instantiated.
+            unsafe {
+                match (pass, S::HALF_ROWS) {
+                    (Pass::Lstm, 6) => {
+                        lstm_tile::<S, 6, 1, DEF>(s, ctx, blk, v0, b, &rows6(r), done)
+                    }
+                    (Pass::Lstm, 3) => {
+                        lstm_tile::<S, 3, 1, DEF>(s, ctx, blk, v0, b, &rows3(r), done)
+                    }
+                    (Pass::GruAfter, 6) => {
+                        gru_after_tile::<S, 6, 1, DEF>(s, ctx, blk, v0, b, &rows6(r), done)
+                    }
+                    (Pass::GruAfter, 3) => {
+                        gru_after_tile::<S, 3, 1, DEF>(s, ctx, blk, v0, b, &rows3(r), done)
+                    }
+                    _ => unreachable!("no gate-pair epilogue for this pass or tile size"),
+                }
+            }
+        }
+    }
+}
+
+/// The first 6 entries of `r`.
+#[inline(always)]
+fn rows6(r: &[usize]) -> [usize; 6] {
+    std::array::from_fn(|i| r[i])
+}
+
+/// The first 3 entries of `r`.
+#[inline(always)]
+fn rows3(r: &[usize]) -> [usize; 3] {
+    std::array::from_fn(|i| r[i])
 }
 
 /// How many of `n` active rows a pass runs in gate-pair tiles: whole groups
@@ -148,16 +196,11 @@ fn pair_rows<S: Kernel>(ctx: &Ctx<'_>, pass: Pass, b: &Bufs, n: usize) -> usize 
 /// `PROJ_ROWS` groups) in gate-pair tiles, parked in the rows' slots for
 /// the epilogue (see [`pair_rows`]).
 ///
-/// Runs out of line ([`Kernel::pair_products`]): inlined into the step,
-/// it made LLVM compile the batch-1 GRU step 1.5x slower (gru-h256-b1
-/// 9.8 -> 14.7 us, gru-h64-b1 0.70 -> 1.07, Intel Xeon AVX-512), though
-/// batch 1 never runs it.
-///
 /// # Safety
 /// As for [`step`]; `rows` are active batch entries, `rows.len()` a
 /// multiple of `PROJ_ROWS`, and [`pair_rows`] allows the pass.
 #[inline(always)]
-pub(crate) unsafe fn pair_products<S: Kernel>(
+unsafe fn pair_products<S: Kernel>(
     s: S,
     ctx: &Ctx<'_>,
     pass: Pass,
