@@ -120,6 +120,31 @@ fn rows_with<S: Simd>(
     }
 }
 
+/// [`rows_with`] compiled with an x86 ISA's features (`$isa`, token type
+/// `$ty`), called with that ISA's token.
+#[cfg(target_arch = "x86_64")]
+macro_rules! x86_rows {
+    ($isa:ident, $ty:ty, $s:expr, $($arg:expr),*) => {{
+        isa_features!($isa enable {
+            /// # Safety
+            /// The CPU has the token's features.
+            unsafe fn go(
+                s: $ty,
+                x: &[f32],
+                k: usize,
+                stride: usize,
+                q: &mut [i8],
+                qs: &mut [f32],
+                biased: bool,
+            ) {
+                rows_with(s, x, k, stride, q, qs, biased)
+            }
+        });
+        // SAFETY: the token proves the CPU has its features.
+        unsafe { go($s, $($arg),*) }
+    }};
+}
+
 /// Quantizes `qs.len()` rows of `k` floats (`x`, rows `k` apart) into `q`
 /// (rows `stride >= k` bytes apart) and their scales into `qs`, with
 /// `isa`'s vectors (the same bytes whatever the ISA), biased by 128 if
@@ -141,44 +166,30 @@ pub(crate) fn quantize_rows(
         Isa::Scalar => rows_with(Scalar, x, k, stride, q, qs, biased),
         Isa::Portable(s) => rows_with(s, x, k, stride, q, qs, biased),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2(s) => {
-            isa_features!(avx2 enable {
-                /// # Safety
-                /// The CPU has the `Avx2` token's features.
-                unsafe fn go(
-                    s: crate::simd::x86_64::Avx2,
-                    x: &[f32],
-                    k: usize,
-                    stride: usize,
-                    q: &mut [i8],
-                    qs: &mut [f32],
-                    biased: bool,
-                ) {
-                    rows_with(s, x, k, stride, q, qs, biased)
-                }
-            });
-            // SAFETY: `s` is an `Avx2` token, so the CPU has its features.
-            unsafe { go(s, x, k, stride, q, qs, biased) }
-        }
+        Isa::Avx2(s) => x86_rows!(
+            avx2,
+            crate::simd::x86_64::Avx2,
+            s,
+            x,
+            k,
+            stride,
+            q,
+            qs,
+            biased
+        ),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512(s) => {
-            isa_features!(avx512 enable {
-                /// # Safety
-                /// The CPU has the `Avx512` token's features.
-                unsafe fn go(
-                    s: crate::simd::x86_64::Avx512,
-                    x: &[f32],
-                    k: usize,
-                    stride: usize,
-                    q: &mut [i8],
-                    qs: &mut [f32],
-                    biased: bool,
-                ) {
-                    rows_with(s, x, k, stride, q, qs, biased)
-                }
-            });
-            // SAFETY: `s` is an `Avx512` token, so the CPU has its features.
-            unsafe { go(s, x, k, stride, q, qs, biased) }
+            x86_rows!(
+                avx512,
+                crate::simd::x86_64::Avx512,
+                s,
+                x,
+                k,
+                stride,
+                q,
+                qs,
+                biased
+            )
         }
         #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
         Isa::Neon(s) => rows_with(s, x, k, stride, q, qs, biased),

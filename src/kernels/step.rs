@@ -128,39 +128,45 @@ pub(crate) unsafe fn pair_block<S: Kernel, const DEF: bool>(
         for r in rows.chunks(S::HALF_ROWS) {
             // SAFETY: forwarded contract; each chunk is HALF_ROWS active
             // entries (PROJ_ROWS is a multiple of HALF_ROWS), whose slots
-            // hold their sums (above). Only the pair passes' tiles of the
-            // ISA's half-tile size are instantiated.
+            // hold their sums (above). Only the ISA's half-tile size is
+            // instantiated.
             unsafe {
-                match (pass, S::HALF_ROWS) {
-                    (Pass::Lstm, 6) => {
-                        lstm_tile::<S, 6, 1, DEF>(s, ctx, blk, v0, b, &rows6(r), done)
-                    }
-                    (Pass::Lstm, 3) => {
-                        lstm_tile::<S, 3, 1, DEF>(s, ctx, blk, v0, b, &rows3(r), done)
-                    }
-                    (Pass::GruAfter, 6) => {
-                        gru_after_tile::<S, 6, 1, DEF>(s, ctx, blk, v0, b, &rows6(r), done)
-                    }
-                    (Pass::GruAfter, 3) => {
-                        gru_after_tile::<S, 3, 1, DEF>(s, ctx, blk, v0, b, &rows3(r), done)
-                    }
-                    _ => unreachable!("no gate-pair epilogue for this pass or tile size"),
+                match S::HALF_ROWS {
+                    6 => pair_epilogue::<S, 6, DEF>(s, ctx, pass, blk, v0, b, r, done),
+                    3 => pair_epilogue::<S, 3, DEF>(s, ctx, pass, blk, v0, b, r, done),
+                    n => unreachable!("no gate-pair epilogue of {n}-row half tiles"),
                 }
             }
         }
     }
 }
 
-/// The first 6 entries of `r`.
+/// The epilogue half tile of `MB` pair rows: [`tile_at`] for the two
+/// passes gate-pair tiles run (so the others are not instantiated again).
+///
+/// # Safety
+/// As for [`pair_block`]; `rows.len() >= MB`.
 #[inline(always)]
-fn rows6(r: &[usize]) -> [usize; 6] {
-    std::array::from_fn(|i| r[i])
-}
-
-/// The first 3 entries of `r`.
-#[inline(always)]
-fn rows3(r: &[usize]) -> [usize; 3] {
-    std::array::from_fn(|i| r[i])
+#[allow(clippy::too_many_arguments)]
+unsafe fn pair_epilogue<S: Kernel, const MB: usize, const DEF: bool>(
+    s: S,
+    ctx: &Ctx<'_>,
+    pass: Pass,
+    blk: usize,
+    v0: usize,
+    b: &Bufs,
+    rows: &[usize],
+    ch: Chunk,
+) {
+    let r: [usize; MB] = std::array::from_fn(|i| rows[i]);
+    // SAFETY: forwarded contract.
+    unsafe {
+        match pass {
+            Pass::Lstm => lstm_tile::<S, MB, 1, DEF>(s, ctx, blk, v0, b, &r, ch),
+            Pass::GruAfter => gru_after_tile::<S, MB, 1, DEF>(s, ctx, blk, v0, b, &r, ch),
+            _ => unreachable!("no gate-pair tiles for this pass (`pair_rows`)"),
+        }
+    }
 }
 
 /// How many of `n` active rows a pass runs in gate-pair tiles: whole groups
