@@ -175,6 +175,14 @@ unsafe fn pair_epilogue<S: Kernel, const MB: usize, const DEF: bool>(
 /// are f32, 16-bit or int8 (scaled per segment as the step's tiles do, see
 /// [`pair_dot_panel`]; int8-dynamic keeps its integer tiles), else none.
 ///
+/// Int8-dynamic gate-pair tiles (the integer product over one gate for
+/// `PROJ_ROWS` rows, in the projection and in the step) were built and
+/// measured (Intel Xeon m207, bench tool, 3 interleaved runs): with
+/// AVX-512 VNNI within noise (lstm-h256-b64 232 -> 241 us, b16 54 -> 56,
+/// lstm-h512-b1 16.8 -> 16.0), with AVX2 10-15% slower (b64 862 -> 969,
+/// b16 212 -> 240; its sign trick costs a `vpsignb` per weight and row, so
+/// more rows per weight load save no work). Left out.
+///
 /// The products of a block then run first, one gate's `NR` units for
 /// `PROJ_ROWS` rows per tile (each weight vector serves twice the rows of
 /// a half-block tile), into the rows' parking slots, and the epilogue
