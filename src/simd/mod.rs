@@ -85,6 +85,14 @@ pub(crate) trait Simd: Copy {
     fn round(self, a: Self::V) -> Self::V;
     /// `2^n` for lanes holding integers in `[-126, 127]`.
     fn pow2i(self, n: Self::V) -> Self::V;
+    /// `a * 2^n` for lanes of `n` holding integers in `[-126, 127]` whose
+    /// product is a normal float: exact, so an ISA with a scaling
+    /// instruction (AVX-512 `vscalefps`, one uop for `pow2i`'s three and
+    /// the multiply) gives `mul(a, pow2i(n))` bit for bit.
+    #[inline(always)]
+    fn mul_pow2i(self, a: Self::V, n: Self::V) -> Self::V {
+        self.mul(a, self.pow2i(n))
+    }
     /// `if a < b { x } else { y }` per lane (false for NaN).
     fn select_lt(self, a: Self::V, b: Self::V, x: Self::V, y: Self::V) -> Self::V;
     /// `if a > b { x } else { y }` per lane (false for NaN).

@@ -161,6 +161,12 @@ impl Simd for Avx512 {
         }
     }
     #[inline(always)]
+    fn mul_pow2i(self, a: __m512, n: __m512) -> __m512 {
+        // SAFETY: the token proves AVX-512F. `n` is integral, so the scale
+        // is 2^n exactly, and the product is normal (the contract): exact.
+        unsafe { _mm512_scalef_ps(a, n) }
+    }
+    #[inline(always)]
     fn select_lt(self, a: __m512, b: __m512, x: __m512, y: __m512) -> __m512 {
         // SAFETY: the token proves AVX-512F.
         unsafe { _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_LT_OQ>(a, b), y, x) }
