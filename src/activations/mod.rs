@@ -26,7 +26,9 @@
 //!
 //! `exp(v)`: Cody–Waite reduction `v = n ln2 + r`, `n = round(v log2 e)`,
 //! with `ln2 = C1 + C2` (`C1 = 0.693359375` has 9 significant bits, so
-//! `n * C1` is exact for `|n| <= 128` and the reduction loses nothing), then
+//! `n * C1` is exact for `|n| <= 128` and the reduction loses nothing;
+//! `v - n C1` is one fused multiply-add, which rounds as a separate exact
+//! product and difference would), then
 //! the degree-7 Cephes `expf` polynomial `1 + r + r^2 P(r)` on
 //! `|r| <= ln2/2` (relative error < 1.2e-8 in exact arithmetic), scaled by
 //! `2^n` built in the exponent bits (AVX-512: `vscalefps`, one instruction
@@ -43,7 +45,10 @@
 //! above it `1 - 2 / (exp(2|x|) + 1)`, whose rounding errors are damped by
 //! `2/(e^{2|x|}+1) < tanh(|x|)` there, with the sign restored by copysign.
 //! `exp(2|x|)` is clamped to `exp(88)`, where `2/(e+1)` is far below half an
-//! ULP of 1, giving exactly ±1.
+//! ULP of 1, giving exactly ±1, and its argument raised to at least 1.25
+//! (the lanes below 0.625 take the polynomial), so it needs none of `exp`'s
+//! guards for tiny or very negative arguments: three instructions fewer,
+//! the same results (equal sweep digests for all 2^32 inputs).
 
 // The polynomial coefficients are written as published (Cephes), with more
 // digits than an f32 holds; the compiler rounds them once, as Cephes does.
@@ -78,17 +83,25 @@ const SIGMOID_ZERO: f32 = -87.336_55;
 
 #[inline(always)]
 pub(crate) fn exp<S: Simd>(s: S, v: S::V) -> S::V {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const C1: f32 = 0.693_359_375;
-    const C2: f32 = -2.121_944_4e-4;
     // |v| < 2^-26 as 0: exp(v) rounds to 1 there either way, and the
     // polynomial's powers of a tiny r would underflow (subnormal
     // intermediates take microcode assists on Intel cores).
     let v = s.select_lt(s.abs(v), s.splat(TINY_EXP), s.zero(), v);
     // Constant first: a NaN in `v` is the second operand and survives.
-    let v = s.min(s.splat(88.0), s.max(s.splat(-87.0), v));
+    exp_clamped(s, s.min(s.splat(88.0), s.max(s.splat(-87.0), v)))
+}
+
+/// [`exp`] of `v` in `[-87, 88]` (or NaN) that is 0 or at least
+/// `TINY_EXP` in magnitude: the caller has clamped it and kept tiny
+/// arguments away (exactly [`exp`]'s result for such `v`).
+#[inline(always)]
+fn exp_clamped<S: Simd>(s: S, v: S::V) -> S::V {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const C1: f32 = 0.693_359_375;
+    const C2: f32 = -2.121_944_4e-4;
     let n = s.round(s.mul(v, s.splat(LOG2E)));
-    let r = s.sub(v, s.mul(n, s.splat(C1)));
+    // n * C1 is exact, so one fused step rounds the same as mul then sub.
+    let r = s.mul_add(n, s.splat(-C1), v);
     let r = s.sub(r, s.mul(n, s.splat(C2)));
     let mut p = s.splat(1.987_569_1e-4);
     p = s.mul_add(p, r, s.splat(1.398_199_9e-3));
@@ -128,8 +141,11 @@ pub(crate) fn tanh_v<S: Simd>(s: S, x: S::V) -> S::V {
     p = s.mul_add(p, z, s.splat(1.333_144_2e-1));
     p = s.mul_add(p, z, s.splat(-3.333_328_2e-1));
     let small = s.mul_add(s.mul(p, z), xp, x);
-    // Large |x|: 1 - 2 / (exp(2|x|) + 1).
-    let e = exp(s, s.add(ax, ax));
+    // Large |x|: 1 - 2 / (exp(2|x|) + 1). Only |x| >= 0.625 keeps it, so
+    // exp's argument is raised to at least 1.25 (no lane takes exp's tiny
+    // or negative path) and clamped above as exp does: the same values
+    // where it is kept, three instructions fewer than `exp`.
+    let e = exp_clamped(s, s.min(s.splat(88.0), s.max(s.splat(1.25), s.add(ax, ax))));
     let large = s.sub(one, s.div(s.splat(2.0), s.add(e, one)));
     s.select_lt(ax, s.splat(0.625), small, s.copysign(large, x))
 }
