@@ -88,17 +88,19 @@ pub(crate) fn exp<S: Simd>(s: S, v: S::V) -> S::V {
     // intermediates take microcode assists on Intel cores).
     let v = s.select_lt(s.abs(v), s.splat(TINY_EXP), s.zero(), v);
     // Constant first: a NaN in `v` is the second operand and survives.
-    exp_clamped(s, s.min(s.splat(88.0), s.max(s.splat(-87.0), v)))
+    exp_above(s, s.max(s.splat(-87.0), v))
 }
 
-/// [`exp`] of `v` in `[-87, 88]` (or NaN) that is 0 or at least
-/// `TINY_EXP` in magnitude: the caller has clamped it and kept tiny
-/// arguments away (exactly [`exp`]'s result for such `v`).
+/// [`exp`] of `v >= -87` (or NaN) that is 0 or at least `TINY_EXP` in
+/// magnitude (the caller keeps tiny and very negative arguments away):
+/// clamped above at 88 as [`exp`] does, so exactly [`exp`]'s result.
 #[inline(always)]
-fn exp_clamped<S: Simd>(s: S, v: S::V) -> S::V {
+fn exp_above<S: Simd>(s: S, v: S::V) -> S::V {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const C1: f32 = 0.693_359_375;
     const C2: f32 = -2.121_944_4e-4;
+    // Constant first: NaN survives.
+    let v = s.min(s.splat(88.0), v);
     let n = s.round(s.mul(v, s.splat(LOG2E)));
     // n * C1 is exact, so one fused step rounds the same as mul then sub.
     let r = s.mul_add(n, s.splat(-C1), v);
@@ -143,9 +145,9 @@ pub(crate) fn tanh_v<S: Simd>(s: S, x: S::V) -> S::V {
     let small = s.mul_add(s.mul(p, z), xp, x);
     // Large |x|: 1 - 2 / (exp(2|x|) + 1). Only |x| >= 0.625 keeps it, so
     // exp's argument is raised to at least 1.25 (no lane takes exp's tiny
-    // or negative path) and clamped above as exp does: the same values
-    // where it is kept, three instructions fewer than `exp`.
-    let e = exp_clamped(s, s.min(s.splat(88.0), s.max(s.splat(1.25), s.add(ax, ax))));
+    // or negative path): the same values where it is kept, three
+    // instructions fewer than `exp`.
+    let e = exp_above(s, s.max(s.splat(1.25), s.add(ax, ax)));
     let large = s.sub(one, s.div(s.splat(2.0), s.add(e, one)));
     s.select_lt(ax, s.splat(0.625), small, s.copysign(large, x))
 }
