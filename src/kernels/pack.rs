@@ -22,9 +22,9 @@ use crate::weights::{DirectionWeights, WeightFormat};
 #[repr(C, align(64))]
 pub(crate) struct Line([f32; 16]);
 
-/// A 64-byte aligned, zero-initialized f32 buffer. One of at least
-/// [`HUGE_MIN`] bytes asks the kernel to back it with transparent huge
-/// pages (see [`advise_huge`]).
+/// A 64-byte aligned, zero-initialized f32 buffer. One of 2 MiB or more
+/// asks the kernel to back it with transparent huge pages (see
+/// [`advise_huge`]).
 pub(crate) struct AlignedBuf {
     lines: Vec<Line>,
     len: usize,
@@ -58,67 +58,63 @@ impl Clone for AlignedBuf {
     }
 }
 
-/// Buffers from this size on (2 MiB, one huge page) ask for huge pages:
-/// the panels of f32 models from H = 512 (R: 4 MiB), bf16 from H = 1024,
-/// whose steps stream them from L3 or DRAM.
-const HUGE_MIN: usize = 2 << 20;
-
 /// Asks Linux to back the 2 MiB-aligned stretches inside `bytes` bytes at
 /// `addr` with transparent huge pages (`madvise(MADV_HUGEPAGE)`; it takes
-/// effect when they are first touched). A step that streams 16 MiB of
-/// weights then needs 8 TLB entries instead of 4096 (more than the
-/// second-level TLB's 2048 on recent Intel cores): measured (Intel Xeon
-/// m207, a loop streaming a 16 MiB buffer from L3 with 64-byte loads, 2 x
-/// 5 runs) 25.8-27.6 -> 28.9-29.8 GB/s; the same for a 1 MiB buffer in L2.
-/// Only a hint: systems without transparent huge pages (or with them set
-/// to `never`) refuse it and keep 4 KiB pages, which changes nothing but
-/// speed. Elsewhere a no-op.
+/// effect when they are first touched). Buffers under 2 MiB hold no such
+/// stretch and are left alone; the ones that do are the panels of f32
+/// models from H = 512 (R: 4 MiB) and bf16 from H = 1024, whose steps
+/// stream them from L3 or DRAM. A step that streams 16 MiB of weights then
+/// needs 8 TLB entries instead of 4096 (more than the second-level TLB's
+/// 2048 on recent Intel cores): measured (Intel Xeon m207, a loop
+/// streaming a 16 MiB buffer from L3 with 64-byte loads, 2 x 5 runs)
+/// 25.8-27.6 -> 28.9-29.8 GB/s (a 1 MiB buffer in L2 streams the same
+/// either way). Only a hint: systems without transparent huge pages (or
+/// with them set to `never`) refuse it and keep 4 KiB pages, which changes
+/// nothing but speed.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
 fn advise_huge(addr: usize, bytes: usize) {
-    #[cfg(all(
-        target_os = "linux",
-        any(target_arch = "x86_64", target_arch = "aarch64")
-    ))]
-    {
-        const HUGE: usize = 2 << 20;
-        if bytes < HUGE_MIN {
-            return;
-        }
-        // Inward to whole huge pages: only those can be huge, and the
-        // range stays inside the allocation.
-        let (Some(start), Some(end)) = (
-            addr.checked_next_multiple_of(HUGE),
-            addr.checked_add(bytes).map(|e| e & !(HUGE - 1)),
-        ) else {
-            return;
-        };
-        if end <= start {
-            return;
-        }
-        extern "C" {
-            fn madvise(
-                addr: *mut std::ffi::c_void,
-                len: usize,
-                advice: std::ffi::c_int,
-            ) -> std::ffi::c_int;
-        }
-        // Linux's value on x86_64 and aarch64 (asm-generic).
-        const MADV_HUGEPAGE: std::ffi::c_int = 14;
-        // SAFETY: [start, end) lies inside the allocation of `bytes` bytes
-        // at `addr` that the caller owns (rounded inward above, both ends
-        // 2 MiB-aligned, so page-aligned on every page size); this advice
-        // only changes how the kernel backs those pages, never their
-        // contents or whether they are mapped, and a refusal (an error
-        // return, ignored) leaves them as they were.
-        unsafe {
-            madvise(start as *mut std::ffi::c_void, end - start, MADV_HUGEPAGE);
-        }
+    // One huge page (2 MiB on x86_64, and on aarch64 with 4 KiB pages).
+    const HUGE_PAGE: usize = 2 << 20;
+    // Inward to whole huge pages: only those can be huge, and the range
+    // stays inside the allocation.
+    let (Some(start), Some(end)) = (
+        addr.checked_next_multiple_of(HUGE_PAGE),
+        addr.checked_add(bytes).map(|e| e & !(HUGE_PAGE - 1)),
+    ) else {
+        return;
+    };
+    if end <= start {
+        return;
     }
-    #[cfg(not(all(
-        target_os = "linux",
-        any(target_arch = "x86_64", target_arch = "aarch64")
-    )))]
-    let _ = (addr, bytes);
+    extern "C" {
+        fn madvise(
+            addr: *mut std::ffi::c_void,
+            len: usize,
+            advice: std::ffi::c_int,
+        ) -> std::ffi::c_int;
+    }
+    // Linux's value on x86_64 and aarch64 (asm-generic).
+    const MADV_HUGEPAGE: std::ffi::c_int = 14;
+    // SAFETY: [start, end) lies inside the allocation of `bytes` bytes at
+    // `addr` that the caller owns (rounded inward above, both ends 2
+    // MiB-aligned, so page-aligned on every page size); this advice only
+    // changes how the kernel backs those pages, never their contents or
+    // whether they are mapped, and a refusal (an error return, ignored)
+    // leaves them as they were.
+    unsafe {
+        madvise(start as *mut std::ffi::c_void, end - start, MADV_HUGEPAGE);
+    }
 }
+
+/// Elsewhere a no-op (see the Linux version).
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+fn advise_huge(_addr: usize, _bytes: usize) {}
 
 impl std::fmt::Debug for AlignedBuf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
