@@ -101,6 +101,50 @@ fn chunked_panels_match_the_reference() {
     }
 }
 
+/// Passes that stream more weights per step than L2 keeps (over 2 MiB,
+/// `step::FAR_BYTES`) run their one-row f32 products with prefetches ahead.
+/// At batch 1: LSTM H = 400 (`R` 2.7 MB) and GRU H = 480 (2.8 MB) against
+/// the reference, and bit for bit against a team of 2 (each thread's share
+/// under 2 MiB: no prefetches); a streaming step at H = I = 300 (`W` and
+/// `R` 1.5 MB each, 3 MB together: prefetched) bit for bit against the same
+/// model's `run` (the projection first, then `R` alone: not prefetched).
+#[test]
+fn far_panels_match_the_reference() {
+    use fusedrnn::{State, Workspace};
+    for (k, cell) in [Cell::Lstm, Cell::Gru].into_iter().enumerate() {
+        let c = Case::plain(cell, [400, 480][k], 24, 1, 3, 3000 + k as u64);
+        check(&c, true).unwrap();
+    }
+    for cell in [Cell::Lstm, Cell::Gru] {
+        let m = build(&Case::plain(cell, 300, 300, 1, 4, 3100));
+        for family in KernelFamily::available() {
+            let m = m.clone().with_kernel(family).unwrap();
+            let (t, i, h) = (4, 300, m.config().output_size());
+            let x = Rng(7).vec(t * i, 1.0);
+            let mut init: State = m.new_state(1).unwrap();
+            init.h_mut().copy_from_slice(&Rng(8).vec(h, 1.0));
+            let mut run_state = init.clone();
+            let mut y = vec![f32::NAN; t * h];
+            let mut ws = Workspace::new();
+            m.run(&Sequence::new(&x, t, 1), &mut run_state, &mut y, &mut ws)
+                .unwrap();
+            let (mut st, mut out) = (init.clone(), vec![f32::NAN; h]);
+            for s in 0..t {
+                m.step(&x[s * i..][..i], &mut st, &mut out, &mut ws)
+                    .unwrap();
+                assert!(
+                    out.iter()
+                        .map(|v| v.to_bits())
+                        .eq(y[s * h..][..h].iter().map(|v| v.to_bits())),
+                    "{} step {s}: the streaming step differs from run",
+                    m.kernel_name()
+                );
+            }
+            assert!(st == run_state, "{}: final state", m.kernel_name());
+        }
+    }
+}
+
 /// ThresholdedRelu (discontinuous at alpha) on a fixed seed: one layer,
 /// so no jump can be carried into another layer; the kernels are
 /// deterministic, so the case gives the same numbers on every run of an ISA.

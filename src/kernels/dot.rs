@@ -230,12 +230,17 @@ pub(crate) unsafe fn dot_panel<S: Kernel, const G: usize, const MB: usize, const
     rows: [*const f32; MB],
     q: QRows<MB>,
     acc: [Acc<S::V, G, NV>; MB],
+    far: bool,
 ) -> [Acc<S::V, G, NV>; MB] {
     let at = blk * p.block_len();
     // SAFETY: `at` is inside the panel's storage (forwarded contract); the
     // pointer's element type is the panel's format.
     unsafe {
         match p.format() {
+            WeightFormat::F32 if MB == 1 && far && S::LANES >= FAR_LANES => {
+                // One row: inline, as `dot_k` runs it, with prefetches.
+                dot_far::<S, f32, G, MB, NV>(s, p.ptr::<f32>().add(at), v0, k0, k1, rows, acc)
+            }
             WeightFormat::F32 => {
                 s.dot_k::<f32, G, MB, NV>(p.ptr::<f32>().add(at), v0, k0, k1, rows, acc)
             }
@@ -330,9 +335,43 @@ pub(crate) unsafe fn dot<S: Simd, E: Elem, const G: usize, const MB: usize, cons
     // SAFETY: forwarded contract.
     unsafe {
         if NV == 1 && v0 == 1 {
-            dot_v0::<S, E, G, MB, NV, 1>(s, blk, k0, k1, rows, acc)
+            dot_v0::<S, E, G, MB, NV, 1, false>(s, blk, k0, k1, rows, acc)
         } else {
-            dot_v0::<S, E, G, MB, NV, 0>(s, blk, k0, k1, rows, acc)
+            dot_v0::<S, E, G, MB, NV, 0, false>(s, blk, k0, k1, rows, acc)
+        }
+    }
+}
+
+/// Fewest f32 lanes for [`dot_far`]: one prefetch per 64-byte weight
+/// vector, a cache line. With AVX2's 32-byte vectors (two prefetches per
+/// line) the far one-row products were no faster on the Intel Xeon m207
+/// (bench tool, `--kernel avx2`, 3 interleaved runs, median: lstm-h1024-b1
+/// 691 -> 688 us, lstm-h512-step 260 -> 258, gru-h1024-b1 496 -> 500,
+/// lstm-h512-b1 144 -> 146), so they keep the hardware's prefetch alone.
+const FAR_LANES: usize = 16;
+
+/// [`dot`] prefetching [`PF_ROWS`] panel rows ahead whatever the tile's
+/// rows: for one-row tiles of a pass that streams its panels from beyond
+/// L2 (see `step::FAR_BYTES`).
+///
+/// # Safety
+/// As for [`dot`].
+#[inline(always)]
+unsafe fn dot_far<S: Simd, E: Elem, const G: usize, const MB: usize, const NV: usize>(
+    s: S,
+    blk: *const E,
+    v0: usize,
+    k0: usize,
+    k1: usize,
+    rows: [*const f32; MB],
+    acc: [Acc<S::V, G, NV>; MB],
+) -> [Acc<S::V, G, NV>; MB] {
+    // SAFETY: forwarded contract.
+    unsafe {
+        if NV == 1 && v0 == 1 {
+            dot_v0::<S, E, G, MB, NV, 1, true>(s, blk, k0, k1, rows, acc)
+        } else {
+            dot_v0::<S, E, G, MB, NV, 0, true>(s, blk, k0, k1, rows, acc)
         }
     }
 }
@@ -344,12 +383,14 @@ pub(crate) unsafe fn dot<S: Simd, E: Elem, const G: usize, const MB: usize, cons
 /// LSTM block) ahead hides it: 16 streams of lstm-h1024 stepped together
 /// went from 3.0-3.7x to 4.3-5.6x the one-by-one rate (Intel Xeon, AVX-512,
 /// interleaved runs; 8 and 32 rows ahead were no better, 64 worse), batch
-/// shapes that fit L2 unchanged. One-row tiles (batch-1 latency) stream at
-/// the memory's rate either way and are left to the hardware.
+/// shapes that fit L2 unchanged. One-row tiles (batch-1 latency) prefetch
+/// only when their pass streams more than L2 keeps (f32 with 64-byte
+/// vectors, see `step::FAR_BYTES` and [`dot_far`]).
 #[cfg(target_arch = "x86_64")]
 const PF_ROWS: usize = 16;
 
-/// [`dot`] for a constant `V0`.
+/// [`dot`] for a constant `V0`, prefetching when the tile has more than
+/// one row or `FAR`.
 ///
 /// # Safety
 /// As for [`dot`].
@@ -361,6 +402,7 @@ unsafe fn dot_v0<
     const MB: usize,
     const NV: usize,
     const V0: usize,
+    const FAR: bool,
 >(
     s: S,
     blk: *const E,
@@ -383,7 +425,7 @@ unsafe fn dot_v0<
         for g in 0..G {
             for v in 0..NV {
                 #[cfg(target_arch = "x86_64")]
-                if MB > 1 {
+                if MB > 1 || FAR {
                     // SAFETY: a prefetch never faults; the address is
                     // computed with wrapping arithmetic.
                     unsafe {

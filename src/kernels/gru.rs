@@ -45,7 +45,7 @@ pub(crate) unsafe fn gru_after_tile<
     // 0 and its input part waits for the epilogue (slot 3 between chunks).
     let (first, xn_part) = if ch.first {
         // SAFETY: forwarded contract.
-        let xp = unsafe { x_part::<S, 3, MB, NV>(s, ctx, blk, v0, b, rows) };
+        let xp = unsafe { x_part::<S, 3, MB, NV>(s, ctx, blk, v0, b, rows, ch.far) };
         let mut init = xp;
         for a in init.iter_mut() {
             a[2] = [s.zero(); NV];
@@ -120,7 +120,7 @@ pub(crate) unsafe fn gru_before_zr_tile<
     let (hp, cfg, p) = (ctx.hp, ctx.cfg, ctx.p);
     let first: Option<[Acc<S::V, 2, NV>; MB]> = if ch.first {
         // SAFETY: forwarded contract.
-        let xp = unsafe { x_part::<S, 3, MB, NV>(s, ctx, blk, v0, b, rows) };
+        let xp = unsafe { x_part::<S, 3, MB, NV>(s, ctx, blk, v0, b, rows, ch.far) };
         for m in 0..MB {
             let at = rows[m] * hp + blk * 2 * l + v0 * l;
             for v in 0..NV {

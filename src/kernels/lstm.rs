@@ -28,7 +28,7 @@ pub(crate) unsafe fn lstm_tile<S: Kernel, const MB: usize, const NV: usize, cons
     let (hp, cfg, p) = (ctx.hp, ctx.cfg, ctx.p);
     let first = if ch.first {
         // SAFETY: forwarded contract.
-        Some(unsafe { x_part::<S, 4, MB, NV>(s, ctx, blk, v0, b, rows) })
+        Some(unsafe { x_part::<S, 4, MB, NV>(s, ctx, blk, v0, b, rows, ch.far) })
     } else {
         None
     };

@@ -250,6 +250,12 @@ impl Panels {
         stored_rows(self.format, self.k) * self.g * self.nr
     }
 
+    /// Bytes of `n` blocks' weights (without int8 scales).
+    pub(crate) fn blocks_bytes(&self, n: usize) -> usize {
+        n.saturating_mul(self.block_len())
+            .saturating_mul(self.format.bytes())
+    }
+
     /// The storage format.
     pub(crate) fn format(&self) -> WeightFormat {
         self.format

@@ -153,7 +153,7 @@ unsafe fn project_rows<S: Kernel, const G: usize>(
     let n_half = g0 + plan.halves * S::HALF_ROWS;
     let full = S::FULL_ROWS.clamp(1, 3);
     for blk in blocks.0..blocks.1 {
-        for ch in chunks(w.k, plan.kc) {
+        for ch in chunks(w.k, plan.kc, false) {
             let (k0, k1) = (ch.k0, ch.k1);
             let at = |r: usize, v0: usize| ProjectAt {
                 w,
@@ -273,7 +273,7 @@ unsafe fn project_pairs_e<S: Kernel, E: Elem, const G: usize>(
     let mr = S::PROJ_ROWS;
     for blk in blocks.0..blocks.1 {
         for g in 0..G {
-            for ch in chunks(w.k, kc) {
+            for ch in chunks(w.k, kc, false) {
                 for r in (r0..r1).step_by(mr) {
                     let at = ProjectAt {
                         w,
@@ -418,7 +418,7 @@ unsafe fn project_tile<S: Kernel, const G: usize, const MB: usize, const NV: usi
     // floats; qx (int8-dynamic) holds the same rows quantized.
     let acc = unsafe {
         let q = x.qx.rows(&src);
-        dot_panel::<S, G, MB, NV>(s, w, blk, v0, k0, k1, rows, q, acc)
+        dot_panel::<S, G, MB, NV>(s, w, blk, v0, k0, k1, rows, q, acc, false)
     };
     for m in 0..MB {
         for g in 0..G {

@@ -19,6 +19,7 @@
 use super::dot::{pair_dot_panel, Acc, Bf16, Elem, Kernel, F16, I8};
 use super::gru::{gru_after_tile, gru_before_n_tile, gru_before_zr_tile};
 use super::lstm::{lstm_tile, proj_tile};
+use super::pack::Panels;
 use super::quant::quantize;
 use super::tile::{chunks, park, Bufs, Chunk, Ctx, TilePlan, XSrc};
 use crate::config::{Cell, GruReset};
@@ -68,6 +69,7 @@ unsafe fn run_pass<S: Kernel, const DEF: bool>(
     let n_half = if plan.short { rows.len() } else { n_half };
     let (half_rows, rest) = rows.split_at(n_half);
     let (first, end) = part.range(panel.blocks);
+    let far = streams_far(ctx, panel, b, end - first);
     for i in first..end {
         let blk = if backwards { end - 1 - (i - first) } else { i };
         if !pair_rows.is_empty() {
@@ -78,7 +80,7 @@ unsafe fn run_pass<S: Kernel, const DEF: bool>(
         if rows.is_empty() {
             continue;
         }
-        for ch in chunks(panel.k, plan.kc) {
+        for ch in chunks(panel.k, plan.kc, far) {
             for v0 in 0..2 {
                 for r in half_rows.chunks(S::HALF_ROWS) {
                     // SAFETY: forwarded contract; the tile's rows are active
@@ -92,6 +94,35 @@ unsafe fn run_pass<S: Kernel, const DEF: bool>(
             }
         }
     }
+}
+
+/// Weights a thread's share of one pass streams per step above which its
+/// one-row products prefetch ahead (see [`Chunk::far`]): more than stays
+/// in L2 from one step to the next. Below it the panels come from L1/L2,
+/// where the prefetches only cost issue slots.
+///
+/// Measured on an Intel Xeon (m207, AVX-512, L2 2 MiB; bench tool, one
+/// core, 3-5 interleaved runs, median) with a prefetch 16 panel rows ahead
+/// in every one-row f32 product, against none: lstm-h1024-b1 (16 MiB of
+/// `R`) 625 -> 606 us per step, gru-h1024-b1 454 -> 447, lstm-h512-step
+/// (4 MiB of `W` and 4 of `R`) 265 -> 251, lstm-h512-b1 (4 MiB) 124 ->
+/// 123; but lstm-h256-b1 (1 MiB) 13.9 -> 14.6, gru-h256-b1 9.9 -> 10.7,
+/// lstm-h64-b1 0.93 -> 1.07 (min). bf16 panels gained nothing (lstm-h1024
+/// 343 -> 344, gru-h1024 237 -> 243): f32 only. A C loop streaming 16 MiB
+/// with the same FMAs: 560 us per step, 530-533 with prefetches 2-8 KiB
+/// ahead, 592 at 32 KiB.
+pub(crate) const FAR_BYTES: usize = 2 << 20;
+
+/// Whether `n` blocks of `panel` (a thread's share of a pass), with the
+/// same blocks of `W` when the step multiplies the input itself, stream
+/// more than [`FAR_BYTES`] per step.
+#[inline(always)]
+fn streams_far(ctx: &Ctx<'_>, panel: &Panels, b: &Bufs, n: usize) -> bool {
+    let w = match b.x {
+        XSrc::Fused { .. } => ctx.p.w.blocks_bytes(n),
+        XSrc::Pre { .. } => 0,
+    };
+    panel.blocks_bytes(n).saturating_add(w) > FAR_BYTES
 }
 
 /// One block of `pass` for the gate-pair rows `rows`: their products
@@ -123,6 +154,7 @@ pub(crate) unsafe fn pair_block<S: Kernel, const DEF: bool>(
         k1: k,
         first: false,
         last: true,
+        far: false,
     };
     for v0 in 0..2 {
         for r in rows.chunks(S::HALF_ROWS) {

@@ -112,6 +112,9 @@ pub(crate) struct Chunk {
     pub(crate) k1: usize,
     pub(crate) first: bool,
     pub(crate) last: bool,
+    /// The pass streams more weights than stay in L2 (see
+    /// [`super::step::FAR_BYTES`]): one-row f32 products prefetch ahead.
+    pub(crate) far: bool,
 }
 
 /// Loads the partial sums of `G` gates from slots `0..G` of the tile's rows.
@@ -218,7 +221,7 @@ pub(crate) fn gate<S: Kernel, const DEF: bool, const SIG: bool>(
 }
 
 /// The `W x` part of `G` gates for a tile, from the precomputed projection
-/// or from the block's `W` panel.
+/// or from the block's `W` panel (`far`: as [`Chunk::far`]).
 ///
 /// # Safety
 /// As for `step::step`: every row pointer and offset valid for the layer's sizes.
@@ -230,6 +233,7 @@ pub(crate) unsafe fn x_part<S: Kernel, const G: usize, const MB: usize, const NV
     v0: usize,
     b: &Bufs,
     rows: &[usize; MB],
+    far: bool,
 ) -> [Acc<S::V, G, NV>; MB] {
     let l = S::LANES;
     let j = blk * 2 * l + v0 * l;
@@ -258,7 +262,7 @@ pub(crate) unsafe fn x_part<S: Kernel, const G: usize, const MB: usize, const NV
             // entry (`step::step`'s contract).
             unsafe {
                 let q = b.qx.rows(rows);
-                dot_panel::<S, G, MB, NV>(s, w, blk, v0, 0, ctx.inp, ptrs, q, zero)
+                dot_panel::<S, G, MB, NV>(s, w, blk, v0, 0, ctx.inp, ptrs, q, zero, far)
             }
         }
     }
@@ -311,7 +315,8 @@ pub(crate) unsafe fn accumulate<S: Kernel, const G: usize, const MB: usize, cons
     };
     // SAFETY: forwarded contract: block `blk` has K >= ch.k1 rows and every
     // src row holds ch.k1 floats.
-    let acc = unsafe { dot_panel::<S, G, MB, NV>(s, panel, blk, v0, ch.k0, ch.k1, src, q, init) };
+    let acc =
+        unsafe { dot_panel::<S, G, MB, NV>(s, panel, blk, v0, ch.k0, ch.k1, src, q, init, ch.far) };
     if ch.last {
         return Some(acc);
     }
@@ -361,13 +366,17 @@ impl TilePlan {
 pub(crate) struct Chunks {
     k: usize,
     kc: usize,
+    far: bool,
     next: Option<usize>,
 }
 
-pub(crate) fn chunks(k: usize, kc: usize) -> Chunks {
+/// The chunks of `k` rows, `kc` each, every one marked `far` or not (see
+/// [`Chunk::far`]).
+pub(crate) fn chunks(k: usize, kc: usize, far: bool) -> Chunks {
     Chunks {
         k,
         kc: kc.max(1),
+        far,
         next: Some(0),
     }
 }
@@ -386,6 +395,7 @@ impl Iterator for Chunks {
             k1,
             first: k0 == 0,
             last,
+            far: self.far,
         })
     }
 }
