@@ -69,7 +69,7 @@ unsafe fn run_pass<S: Kernel, const DEF: bool>(
     let n_half = if plan.short { rows.len() } else { n_half };
     let (half_rows, rest) = rows.split_at(n_half);
     let (first, end) = part.range(panel.blocks);
-    let far = streams_far(ctx, panel, b, end - first);
+    let far = streams_far(ctx, pass, panel, b, end - first);
     for i in first..end {
         let blk = if backwards { end - 1 - (i - first) } else { i };
         if !pair_rows.is_empty() {
@@ -113,14 +113,15 @@ unsafe fn run_pass<S: Kernel, const DEF: bool>(
 /// ahead, 592 at 32 KiB.
 pub(crate) const FAR_BYTES: usize = 2 << 20;
 
-/// Whether `n` blocks of `panel` (a thread's share of a pass), with the
-/// same blocks of `W` when the step multiplies the input itself, stream
-/// more than [`FAR_BYTES`] per step.
+/// Whether `n` blocks of `panel` (a thread's share of `pass`), with the
+/// same blocks of `W` when the pass multiplies the input itself (a
+/// streaming step's gate pass), stream more than [`FAR_BYTES`] per step.
 #[inline(always)]
-fn streams_far(ctx: &Ctx<'_>, panel: &Panels, b: &Bufs, n: usize) -> bool {
+fn streams_far(ctx: &Ctx<'_>, pass: Pass, panel: &Panels, b: &Bufs, n: usize) -> bool {
+    let gates = matches!(pass, Pass::Lstm | Pass::GruAfter | Pass::GruBeforeZr);
     let w = match b.x {
-        XSrc::Fused { .. } => ctx.p.w.blocks_bytes(n),
-        XSrc::Pre { .. } => 0,
+        XSrc::Fused { .. } if gates => ctx.p.w.blocks_bytes(n),
+        _ => 0,
     };
     panel.blocks_bytes(n).saturating_add(w) > FAR_BYTES
 }
