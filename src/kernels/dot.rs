@@ -239,7 +239,7 @@ pub(crate) unsafe fn dot_panel<S: Kernel, const G: usize, const MB: usize, const
         match p.format() {
             WeightFormat::F32 if MB == 1 && far && S::LANES >= FAR_LANES => {
                 // One row: inline, as `dot_k` runs it, with prefetches.
-                dot_far::<S, f32, G, MB, NV>(s, p.ptr::<f32>().add(at), v0, k0, k1, rows, acc)
+                dot::<S, f32, G, MB, NV, true>(s, p.ptr::<f32>().add(at), v0, k0, k1, rows, acc)
             }
             WeightFormat::F32 => {
                 s.dot_k::<f32, G, MB, NV>(p.ptr::<f32>().add(at), v0, k0, k1, rows, acc)
@@ -314,14 +314,23 @@ pub(crate) unsafe fn dot_panel<S: Kernel, const G: usize, const MB: usize, const
 
 /// `acc[m][g][v] += sum_{k0 <= kk < k1} panel[kk][g][v0 + v] * rows[m][kk]`
 /// over one block: both vectors of each gate (`NV = 2`, `v0 = 0`) or one
-/// (`NV = 1`, `v0` 0 or 1).
+/// (`NV = 1`, `v0` 0 or 1). Tiles of several rows prefetch [`PF_ROWS`]
+/// panel rows ahead; one-row tiles only with `FAR` (a pass that streams its
+/// panels from beyond L2, see `step::FAR_BYTES`).
 ///
 /// # Safety
 /// `blk` points to a block of a [`Panels`] with `G` gates, `NR = 2 * LANES`
 /// and at least `k1` rows; `v0 + NV <= 2`; each `rows[m]` is valid for
 /// reading `k1` floats.
 #[inline(always)]
-pub(crate) unsafe fn dot<S: Simd, E: Elem, const G: usize, const MB: usize, const NV: usize>(
+pub(crate) unsafe fn dot<
+    S: Simd,
+    E: Elem,
+    const G: usize,
+    const MB: usize,
+    const NV: usize,
+    const FAR: bool,
+>(
     s: S,
     blk: *const E,
     v0: usize,
@@ -335,46 +344,20 @@ pub(crate) unsafe fn dot<S: Simd, E: Elem, const G: usize, const MB: usize, cons
     // SAFETY: forwarded contract.
     unsafe {
         if NV == 1 && v0 == 1 {
-            dot_v0::<S, E, G, MB, NV, 1, false>(s, blk, k0, k1, rows, acc)
+            dot_v0::<S, E, G, MB, NV, 1, FAR>(s, blk, k0, k1, rows, acc)
         } else {
-            dot_v0::<S, E, G, MB, NV, 0, false>(s, blk, k0, k1, rows, acc)
+            dot_v0::<S, E, G, MB, NV, 0, FAR>(s, blk, k0, k1, rows, acc)
         }
     }
 }
 
-/// Fewest f32 lanes for [`dot_far`]: one prefetch per 64-byte weight
+/// Fewest f32 lanes for a `FAR` one-row [`dot`]: one prefetch per 64-byte weight
 /// vector, a cache line. With AVX2's 32-byte vectors (two prefetches per
 /// line) the far one-row products were no faster on the Intel Xeon m207
 /// (bench tool, `--kernel avx2`, 3 interleaved runs, median: lstm-h1024-b1
 /// 691 -> 688 us, lstm-h512-step 260 -> 258, gru-h1024-b1 496 -> 500,
 /// lstm-h512-b1 144 -> 146), so they keep the hardware's prefetch alone.
 const FAR_LANES: usize = 16;
-
-/// [`dot`] prefetching [`PF_ROWS`] panel rows ahead whatever the tile's
-/// rows: for one-row tiles of a pass that streams its panels from beyond
-/// L2 (see `step::FAR_BYTES`).
-///
-/// # Safety
-/// As for [`dot`].
-#[inline(always)]
-unsafe fn dot_far<S: Simd, E: Elem, const G: usize, const MB: usize, const NV: usize>(
-    s: S,
-    blk: *const E,
-    v0: usize,
-    k0: usize,
-    k1: usize,
-    rows: [*const f32; MB],
-    acc: [Acc<S::V, G, NV>; MB],
-) -> [Acc<S::V, G, NV>; MB] {
-    // SAFETY: forwarded contract.
-    unsafe {
-        if NV == 1 && v0 == 1 {
-            dot_v0::<S, E, G, MB, NV, 1, true>(s, blk, k0, k1, rows, acc)
-        } else {
-            dot_v0::<S, E, G, MB, NV, 0, true>(s, blk, k0, k1, rows, acc)
-        }
-    }
-}
 
 /// Panel rows ahead that the product loop of a multi-row tile prefetches
 /// (one prefetch per weight vector it loads). A tile of several rows does
@@ -385,12 +368,11 @@ unsafe fn dot_far<S: Simd, E: Elem, const G: usize, const MB: usize, const NV: u
 /// interleaved runs; 8 and 32 rows ahead were no better, 64 worse), batch
 /// shapes that fit L2 unchanged. One-row tiles (batch-1 latency) prefetch
 /// only when their pass streams more than L2 keeps (f32 with 64-byte
-/// vectors, see `step::FAR_BYTES` and [`dot_far`]).
+/// vectors, see `step::FAR_BYTES` and [`dot`]).
 #[cfg(target_arch = "x86_64")]
 const PF_ROWS: usize = 16;
 
-/// [`dot`] for a constant `V0`, prefetching when the tile has more than
-/// one row or `FAR`.
+/// [`dot`] for a constant `V0`.
 ///
 /// # Safety
 /// As for [`dot`].

@@ -102,7 +102,7 @@ macro_rules! kernel_impl {
                     // (lstm-h1024-b1 bf16: 450 us inlined, 293 out of line).
                     // SAFETY: forwarded contract.
                     return unsafe {
-                        dot::dot::<$ty, E, G, MB, NV>(self, blk, v0, k0, k1, rows, acc)
+                        dot::dot::<$ty, E, G, MB, NV, false>(self, blk, v0, k0, k1, rows, acc)
                     };
                 }
                 // rustc drops `#[inline(never)]` on `#[target_feature]`
@@ -216,7 +216,7 @@ macro_rules! entries {
                 acc: [Acc<<$ty as Simd>::V, G, NV>; MB],
             ) -> [Acc<<$ty as Simd>::V, G, NV>; MB] {
                 // SAFETY: forwarded contract.
-                unsafe { dot::dot::<$ty, E, G, MB, NV>(s, blk, v0, k0, k1, rows, acc) }
+                unsafe { dot::dot::<$ty, E, G, MB, NV, false>(s, blk, v0, k0, k1, rows, acc) }
             }
 
             /// # Safety
@@ -414,7 +414,7 @@ macro_rules! plain_entries {
             acc: [Acc<<$ty as Simd>::V, G, NV>; MB],
         ) -> [Acc<<$ty as Simd>::V, G, NV>; MB] {
             // SAFETY: forwarded contract.
-            unsafe { dot::dot::<$ty, E, G, MB, NV>(s, blk, v0, k0, k1, rows, acc) }
+            unsafe { dot::dot::<$ty, E, G, MB, NV, false>(s, blk, v0, k0, k1, rows, acc) }
         }
 
         /// [`step::pair_block`], out of line (see [`Kernel::pair_block`]).
