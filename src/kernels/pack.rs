@@ -195,8 +195,9 @@ impl Panels {
             WeightFormat::Int8 | WeightFormat::Int8Dynamic => {
                 // Each (gate, unit) row over k quantized on its own. Int8
                 // keeps the f32 layout, one byte each; int8-dynamic stores
-                // [K/4][g][nr][4], one unit's four consecutive k adjacent
-                // (see `qdot.rs`), and the row's `-128 * Σ q` (VNNI's
+                // [K/4][2][g][nr/2][4] (the two halves of every gate's
+                // units), one unit's four consecutive k adjacent (see
+                // `qdot.rs`), and the row's `-128 * Σ q` (VNNI's
                 // starting sums).
                 let dynamic = format == WeightFormat::Int8Dynamic;
                 scales = AlignedBuf::zeroed(blocks * g * nr);
@@ -219,7 +220,9 @@ impl Panels {
                             for (kk, &qi) in q.iter().enumerate() {
                                 let to = if dynamic {
                                     let group = b * (kp / 4) + kk / 4;
-                                    ((group * g + gate) * nr + u) * 4 + kk % 4
+                                    let half = nr / 2;
+                                    ((((group * 2 + u / half) * g + gate) * half + u % half) * 4)
+                                        + kk % 4
                                 } else {
                                     at(kk)
                                 };
