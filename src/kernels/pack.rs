@@ -220,8 +220,10 @@ impl Panels {
                             for (kk, &qi) in q.iter().enumerate() {
                                 let to = if dynamic {
                                     let group = b * (kp / 4) + kk / 4;
-                                    let half = nr / 2;
-                                    ((((group * 2 + u / half) * g + gate) * half + u % half) * 4)
+                                    let l = nr / 2;
+                                    group * g * nr * 4
+                                        + super::qdot::group_at(g, l, u / l, gate)
+                                        + (u % l) * 4
                                         + kk % 4
                                 } else {
                                     at(kk)

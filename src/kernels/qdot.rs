@@ -29,6 +29,15 @@
 use super::dot::Acc;
 use crate::simd::Simd;
 
+/// Byte offset, within one group of four `k` of a block with `g` gates and
+/// `lanes` units per half gate, of the first unit of half `half` (0 or 1)
+/// of gate `gate`: the `[2][G][LANES][4]` layout the packer writes and
+/// [`dot_q`] reads (each unit's four weights are then 4 bytes apart).
+#[inline(always)]
+pub(crate) const fn group_at(g: usize, lanes: usize, half: usize, gate: usize) -> usize {
+    (half * g + gate) * lanes * 4
+}
+
 /// One ISA's step of the integer product: per lane (one unit), add the four
 /// products of its four int8 weights with a row's four activations.
 pub(crate) trait QDot<S: Simd>: Copy {
@@ -99,9 +108,9 @@ pub(crate) unsafe fn dot_q<
             for g in 0..G {
                 // SAFETY: `wp` is group kk of the block (kk < k4), which
                 // holds G * NR * 4 = 2 * G * LANES * 4 bytes; half v0 + v <
-                // 2 of gate g < G reads 4 * LANES bytes from ((v0 + v) * G
-                // + g) * LANES * 4, ending within the group.
-                let w = unsafe { wp.add(((v0 + v) * G + g) * l * 4) };
+                // 2 of gate g < G reads 4 * LANES bytes from `group_at` =
+                // ((v0 + v) * G + g) * LANES * 4, ending within the group.
+                let w = unsafe { wp.add(group_at(G, l, v0 + v, g)) };
                 for m in 0..MB {
                     // SAFETY: w is valid for 4 * LANES bytes (above).
                     acc[m][g][v] = unsafe { d.dot(s, acc[m][g][v], b[m], w) };
