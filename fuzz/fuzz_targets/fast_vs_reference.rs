@@ -9,14 +9,23 @@
 //! numbers, zeros, subnormals, huge inputs and states (1e15) and, when the input asks
 //! for it, NaN and infinities.
 //!
-//! Checked: where the reference is NaN, the kernel is NaN; where the
+//! Checked: where the reference is NaN, the kernel is NaN, unless the
+//! reference itself is not NaN there after rounding-sized changes of its
+//! inputs (below); where the
 //! reference is finite and the model and data have no NaN, infinity or
 //! huge value in them, the kernel is within the property tests' tolerance (`5e-5 * max(1, |ref|)`,
 //! reasoned in `tests/kernels_vs_reference.rs`), widened to 32x the model's
 //! measured sensitivity to rounding-sized changes when that is larger (an
 //! ill-conditioned model amplifies f32 rounding; the measurement runs only
-//! when the plain tolerance fails, to keep the target fast). Any error from
-//! a run the decoder made valid panics.
+//! when the plain tolerance fails, to keep the target fast). The same
+//! nudged runs decide whether a NaN is a rounding accident: a product that
+//! cancels to exactly 0 in one arithmetic and to 2e-11 in another (f64 or
+//! separate multiply and add against FMA) times an infinite weight is NaN in
+//! one and an infinity in the other, which a clip then makes finite
+//! (`fuzz/seeds/fast_vs_reference/nan-rounding-zero-times-inf`,
+//! described in `fuzz/regressions/README.md`); NaN arising that way is not
+//! checked, every other NaN is. Any error from a run the decoder made valid
+//! panics.
 #![no_main]
 
 use fusedrnn::{
@@ -280,7 +289,9 @@ fuzz_target!(|inp: Input| {
     let well_scaled = well_scaled && comparable;
     let (want, want_state) = run(&model, &seq, &init);
     let mut rel_tol = 5e-5f32;
-    let mut measured = false;
+    // The reference on rounding-sized nudges of its inputs, run only when a
+    // kernel fails the plain checks.
+    let mut nudged: Option<Vec<(Vec<f32>, State)>> = None;
     for family in KernelFamily::available() {
         if family == KernelFamily::Reference {
             continue;
@@ -292,11 +303,19 @@ fuzz_target!(|inp: Input| {
             ("h", state.h(), want_state.h()),
             ("c", state.c(), want_state.c()),
         ];
-        let worst = |tol: f32| {
-            pairs.iter().find_map(|(what, got, want)| {
+        let worst = |tol: f32, nudged: Option<&[(Vec<f32>, State)]>| {
+            pairs.iter().enumerate().find_map(|(p, (what, got, want))| {
                 got.iter().zip(*want).enumerate().find_map(|(k, (&g, &w))| {
                     let bad = if w.is_nan() {
-                        !g.is_nan()
+                        // A NaN some nudged reference run does not have is
+                        // decided by rounding; every other NaN must stay.
+                        let fragile = nudged.is_some_and(|runs| {
+                            runs.iter().any(|(o, st)| {
+                                let v = [&o[..], st.h(), st.c()][p];
+                                !v[k].is_nan()
+                            })
+                        });
+                        !g.is_nan() && !fragile
                     } else {
                         well_scaled && w.is_finite() && !((g - w).abs() <= tol * w.abs().max(1.0))
                     };
@@ -304,16 +323,17 @@ fuzz_target!(|inp: Input| {
                 })
             })
         };
-        if worst(rel_tol).is_some() && !measured {
+        if nudged.is_none() && worst(rel_tol, None).is_some() {
+            let runs = nudged_runs(&model, &seq, &init);
             // 32x: the nudges estimate the amplification of rounding, not
             // bound it; an LSTM with identical weights, LeakyRelu gates and
             // input_forget (|1 - i| > 1 amplifies c every step) differed by
             // 11x its measured sensitivity. A wrong lane or gate is off by
             // O(1) and still fails.
-            rel_tol = rel_tol.max(32.0 * sensitivity(&model, &seq, &init, &want, &want_state));
-            measured = true;
+            rel_tol = rel_tol.max(32.0 * sensitivity(&runs, &want, &want_state));
+            nudged = Some(runs);
         }
-        if let Some(msg) = worst(rel_tol) {
+        if let Some(msg) = worst(rel_tol, nudged.as_deref()) {
             panic!(
                 "{}: {msg} (tol {rel_tol:e}); t {t} b {b} {:?}",
                 fast.kernel_name(),
@@ -327,13 +347,25 @@ fuzz_target!(|inp: Input| {
 /// of the output or final states when every weight, bias, input and initial state moves by
 /// up to K ulp (K the longest sum, the worst-case backward error of a
 /// K-term f32 sum), over three different nudges.
-fn sensitivity(
-    model: &Rnn,
-    seq: &Sequence<'_>,
-    init: &State,
-    want: &[f32],
-    want_state: &State,
-) -> f32 {
+fn sensitivity(runs: &[(Vec<f32>, State)], want: &[f32], want_state: &State) -> f32 {
+    let mut worst = 0.0f32;
+    for (alt, alt_state) in runs {
+        let pairs = alt
+            .iter()
+            .zip(want)
+            .chain(alt_state.h().iter().zip(want_state.h()))
+            .chain(alt_state.c().iter().zip(want_state.c()));
+        for (a, w) in pairs {
+            worst = worst.max((a - w).abs() / w.abs().max(1.0));
+        }
+    }
+    worst
+}
+
+/// The reference's output and final state when every weight, bias, input
+/// and initial state moves by up to K ulp (K the longest sum), three
+/// different ways.
+fn nudged_runs(model: &Rnn, seq: &Sequence<'_>, init: &State) -> Vec<(Vec<f32>, State)> {
     let cfg = model.config();
     let k_max =
         (cfg.input_size.max(cfg.hidden_size) + cfg.output_size().max(cfg.hidden_size)) as f32;
@@ -346,41 +378,37 @@ fn sensitivity(
             })
             .collect()
     };
-    let mut worst = 0.0f32;
-    for pass in 0..3 {
-        let salt = 8 * pass;
-        let weights = model
-            .weights()
-            .iter()
-            .enumerate()
-            .map(|(d, w)| DirectionWeights {
-                w: nudge(&w.w, salt + d),
-                r: nudge(&w.r, salt + d + 1),
-                wb: nudge(&w.wb, salt + d + 2),
-                rb: nudge(&w.rb, salt + d + 3),
-                peepholes: w.peepholes.as_ref().map(|p| nudge(p, salt + d + 4)),
-                proj: w.proj.as_ref().map(|p| nudge(p, salt + d + 5)),
-            })
-            .collect();
-        let nudged = RnnBuilder::new(cfg.clone(), weights)
-            .kernel(KernelFamily::Reference)
-            .build()
-            .expect("same shapes");
-        let xn = nudge(seq.input, salt + 6);
-        let mut init_n = init.clone();
-        let hn = nudge(init.h(), salt + 7);
-        init_n.h_mut().copy_from_slice(&hn);
-        let cn = nudge(init.c(), salt + 8);
-        init_n.c_mut().copy_from_slice(&cn);
-        let (alt, alt_state) = run(&nudged, &Sequence { input: &xn, ..*seq }, &init_n);
-        let pairs = alt
-            .iter()
-            .zip(want)
-            .chain(alt_state.h().iter().zip(want_state.h()))
-            .chain(alt_state.c().iter().zip(want_state.c()));
-        for (a, w) in pairs {
-            worst = worst.max((a - w).abs() / w.abs().max(1.0));
-        }
-    }
-    worst
+    (0..3)
+        .map(|pass| {
+            let salt = 8 * pass;
+            let weights = model
+                .weights()
+                .iter()
+                .enumerate()
+                .map(|(d, w)| DirectionWeights {
+                    w: nudge(&w.w, salt + d),
+                    r: nudge(&w.r, salt + d + 1),
+                    wb: nudge(&w.wb, salt + d + 2),
+                    rb: nudge(&w.rb, salt + d + 3),
+                    peepholes: w.peepholes.as_ref().map(|p| nudge(p, salt + d + 4)),
+                    proj: w.proj.as_ref().map(|p| nudge(p, salt + d + 5)),
+                })
+                .collect();
+            // The model's own format: the NaN rule compares NaN positions,
+            // which quantization may move (a NaN or infinite weight makes a
+            // row's scale NaN).
+            let nudged = RnnBuilder::new(cfg.clone(), weights)
+                .kernel(KernelFamily::Reference)
+                .weight_format(model.weight_format())
+                .build()
+                .expect("same shapes");
+            let xn = nudge(seq.input, salt + 6);
+            let mut init_n = init.clone();
+            let hn = nudge(init.h(), salt + 7);
+            init_n.h_mut().copy_from_slice(&hn);
+            let cn = nudge(init.c(), salt + 8);
+            init_n.c_mut().copy_from_slice(&cn);
+            run(&nudged, &Sequence { input: &xn, ..*seq }, &init_n)
+        })
+        .collect()
 }
