@@ -394,12 +394,19 @@ fn nudged_runs(model: &Rnn, seq: &Sequence<'_>, init: &State) -> Vec<(Vec<f32>, 
                     proj: w.proj.as_ref().map(|p| nudge(p, salt + d + 5)),
                 })
                 .collect();
-            // The model's own format: the NaN rule compares NaN positions,
-            // which quantization may move (a NaN or infinite weight makes a
-            // row's scale NaN).
+            // The weights are the model's rounded ones, exact in f32, and
+            // every format's reference computes with them as an f32 model
+            // does, so the nudges are built in f32 (in a 16-bit or int8
+            // format they would round away again); except int8-dynamic,
+            // whose reference also quantizes the vectors (a NaN in one makes
+            // its whole product NaN, which the NaN rule must still see).
+            let format = match model.weight_format() {
+                WeightFormat::Int8Dynamic => WeightFormat::Int8Dynamic,
+                _ => WeightFormat::F32,
+            };
             let nudged = RnnBuilder::new(cfg.clone(), weights)
                 .kernel(KernelFamily::Reference)
-                .weight_format(model.weight_format())
+                .weight_format(format)
                 .build()
                 .expect("same shapes");
             let xn = nudge(seq.input, salt + 6);
