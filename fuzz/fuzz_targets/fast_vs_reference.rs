@@ -298,22 +298,16 @@ fuzz_target!(|inp: Input| {
         }
         let fast = model.clone().with_kernel(family).unwrap();
         let (out, state) = run(&fast, &seq, &init);
-        let pairs = [
-            ("output", &out[..], &want[..]),
-            ("h", state.h(), want_state.h()),
-            ("c", state.c(), want_state.c()),
-        ];
+        let (got, wanted) = (parts(&out, &state), parts(&want, &want_state));
         let worst = |tol: f32, nudged: Option<&[(Vec<f32>, State)]>| {
-            pairs.iter().enumerate().find_map(|(p, (what, got, want))| {
-                got.iter().zip(*want).enumerate().find_map(|(k, (&g, &w))| {
+            (0..3).find_map(|p| {
+                let (what, got, want) = (PARTS[p], got[p], wanted[p]);
+                got.iter().zip(want).enumerate().find_map(|(k, (&g, &w))| {
                     let bad = if w.is_nan() {
                         // A NaN some nudged reference run does not have is
                         // decided by rounding; every other NaN must stay.
                         let fragile = nudged.is_some_and(|runs| {
-                            runs.iter().any(|(o, st)| {
-                                let v = [&o[..], st.h(), st.c()][p];
-                                !v[k].is_nan()
-                            })
+                            runs.iter().any(|(o, st)| !parts(o, st)[p][k].is_nan())
                         });
                         !g.is_nan() && !fragile
                     } else {
@@ -344,27 +338,32 @@ fuzz_target!(|inp: Input| {
 });
 
 /// How much the model amplifies f32 rounding: the largest relative change
-/// of the output or final states when every weight, bias, input and initial state moves by
-/// up to K ulp (K the longest sum, the worst-case backward error of a
-/// K-term f32 sum), over three different nudges.
+/// of the output or final states in the [`nudged_runs`] from the
+/// reference's own.
 fn sensitivity(runs: &[(Vec<f32>, State)], want: &[f32], want_state: &State) -> f32 {
+    let wanted = parts(want, want_state);
     let mut worst = 0.0f32;
     for (alt, alt_state) in runs {
-        let pairs = alt
-            .iter()
-            .zip(want)
-            .chain(alt_state.h().iter().zip(want_state.h()))
-            .chain(alt_state.c().iter().zip(want_state.c()));
-        for (a, w) in pairs {
-            worst = worst.max((a - w).abs() / w.abs().max(1.0));
+        for (alt, want) in parts(alt, alt_state).iter().zip(&wanted) {
+            for (a, w) in alt.iter().zip(*want) {
+                worst = worst.max((a - w).abs() / w.abs().max(1.0));
+            }
         }
     }
     worst
 }
 
+/// The names of what [`parts`] returns.
+const PARTS: [&str; 3] = ["output", "h", "c"];
+
+/// A run's results as compared: the output, the final h and the final c.
+fn parts<'a>(out: &'a [f32], state: &'a State) -> [&'a [f32]; 3] {
+    [out, state.h(), state.c()]
+}
+
 /// The reference's output and final state when every weight, bias, input
-/// and initial state moves by up to K ulp (K the longest sum), three
-/// different ways.
+/// and initial state moves by up to K ulp (K the longest sum, the
+/// worst-case backward error of a K-term f32 sum), three different ways.
 fn nudged_runs(model: &Rnn, seq: &Sequence<'_>, init: &State) -> Vec<(Vec<f32>, State)> {
     let cfg = model.config();
     let k_max =
@@ -377,6 +376,16 @@ fn nudged_runs(model: &Rnn, seq: &Sequence<'_>, init: &State) -> Vec<(Vec<f32>, 
                 x * (1.0 + step * k_max * 2.0f32.powi(-24))
             })
             .collect()
+    };
+    // The weights are the model's rounded ones, exact in f32, and every
+    // format's reference computes with them as an f32 model does, so the
+    // nudges are built in f32 (in a 16-bit or int8 format they would round
+    // away again); except int8-dynamic, whose reference also quantizes the
+    // vectors (a NaN in one makes its whole product NaN, which the NaN rule
+    // must still see).
+    let format = match model.weight_format() {
+        WeightFormat::Int8Dynamic => WeightFormat::Int8Dynamic,
+        _ => WeightFormat::F32,
     };
     (0..3)
         .map(|pass| {
@@ -394,16 +403,6 @@ fn nudged_runs(model: &Rnn, seq: &Sequence<'_>, init: &State) -> Vec<(Vec<f32>, 
                     proj: w.proj.as_ref().map(|p| nudge(p, salt + d + 5)),
                 })
                 .collect();
-            // The weights are the model's rounded ones, exact in f32, and
-            // every format's reference computes with them as an f32 model
-            // does, so the nudges are built in f32 (in a 16-bit or int8
-            // format they would round away again); except int8-dynamic,
-            // whose reference also quantizes the vectors (a NaN in one makes
-            // its whole product NaN, which the NaN rule must still see).
-            let format = match model.weight_format() {
-                WeightFormat::Int8Dynamic => WeightFormat::Int8Dynamic,
-                _ => WeightFormat::F32,
-            };
             let nudged = RnnBuilder::new(cfg.clone(), weights)
                 .kernel(KernelFamily::Reference)
                 .weight_format(format)
