@@ -135,7 +135,11 @@ pub enum Activation {
 impl Activation {
     /// Parses an ONNX activation name (case-insensitive), taking alpha and
     /// beta from the iterators when the function uses them, in ONNX's order
-    /// (alpha then beta), with ONNX Runtime's defaults when a list runs out.
+    /// (alpha then beta), with ONNX Runtime's defaults when a list runs out
+    /// or is absent: LeakyRelu alpha 0.01, HardSigmoid alpha 0.2 and beta
+    /// 0.5, Elu alpha 1; every other parameter 0 (so `Affine` is 0 and
+    /// `ScaledTanh` is 0 without their parameters, `ThresholdedRelu` cuts at
+    /// 0), as ONNX Runtime 1.32 computes them (probed function by function).
     pub fn from_onnx(
         name: &str,
         alphas: &mut dyn Iterator<Item = f32>,
@@ -147,19 +151,19 @@ impl Activation {
             "tanh" => Activation::Tanh,
             "relu" => Activation::Relu,
             "affine" => {
-                let alpha = a(1.0);
+                let alpha = a(0.0);
                 Activation::Affine {
                     alpha,
                     beta: betas.next().unwrap_or(0.0),
                 }
             }
             "leakyrelu" => Activation::LeakyRelu { alpha: a(0.01) },
-            "thresholdedrelu" => Activation::ThresholdedRelu { alpha: a(1.0) },
+            "thresholdedrelu" => Activation::ThresholdedRelu { alpha: a(0.0) },
             "scaledtanh" => {
-                let alpha = a(1.0);
+                let alpha = a(0.0);
                 Activation::ScaledTanh {
                     alpha,
-                    beta: betas.next().unwrap_or(1.0),
+                    beta: betas.next().unwrap_or(0.0),
                 }
             }
             "hardsigmoid" => {

@@ -301,3 +301,66 @@ fn concat_gru_from_converted_onnx_weights() {
     .unwrap();
     check_output(&model, &f, "X", None, "Y");
 }
+
+/// ONNX activations whose `activation_alpha`/`activation_beta` are absent
+/// or run out take ONNX Runtime's defaults (probed function by function
+/// against ONNX Runtime 1.32): LeakyRelu 0.01, HardSigmoid 0.2 and 0.5,
+/// Elu 1; every other parameter 0, so `Affine` and `ScaledTanh` give 0 and
+/// `ThresholdedRelu` cuts at 0. The lists are consumed in the order of the
+/// functions, each taking only what it uses. (The generated golden cases
+/// check the same end to end: tests/data/generated.)
+#[test]
+fn onnx_activation_parameters_default_as_onnx_runtime() {
+    use fusedrnn::Activation as A;
+    let parse = |name: &str, alphas: &[f32], betas: &[f32]| {
+        A::from_onnx(
+            name,
+            &mut alphas.iter().copied(),
+            &mut betas.iter().copied(),
+        )
+        .unwrap()
+    };
+    let none: &[f32] = &[];
+    assert_eq!(
+        parse("Affine", none, none),
+        A::Affine {
+            alpha: 0.0,
+            beta: 0.0
+        }
+    );
+    assert_eq!(
+        parse("Affine", &[0.5], none),
+        A::Affine {
+            alpha: 0.5,
+            beta: 0.0
+        }
+    );
+    assert_eq!(
+        parse("ScaledTanh", none, none),
+        A::ScaledTanh {
+            alpha: 0.0,
+            beta: 0.0
+        }
+    );
+    assert_eq!(
+        parse("thresholdedrelu", none, none),
+        A::ThresholdedRelu { alpha: 0.0 }
+    );
+    assert_eq!(parse("LeakyRelu", none, none), A::LeakyRelu { alpha: 0.01 });
+    assert_eq!(
+        parse("HardSigmoid", none, none),
+        A::HardSigmoid {
+            alpha: 0.2,
+            beta: 0.5
+        }
+    );
+    assert_eq!(
+        parse("HardSigmoid", &[0.3], none),
+        A::HardSigmoid {
+            alpha: 0.3,
+            beta: 0.5
+        }
+    );
+    assert_eq!(parse("Elu", none, none), A::Elu { alpha: 1.0 });
+    assert_eq!(parse("Elu", &[1.5], &[2.0]), A::Elu { alpha: 1.5 });
+}
