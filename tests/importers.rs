@@ -364,3 +364,80 @@ fn onnx_activation_parameters_default_as_onnx_runtime() {
     assert_eq!(parse("Elu", none, none), A::Elu { alpha: 1.0 });
     assert_eq!(parse("Elu", &[1.5], &[2.0]), A::Elu { alpha: 1.5 });
 }
+
+/// A Keras 3 activation name as a function (`hard_sigmoid` is
+/// relu6(x + 3) / 6 in Keras 3: slope 1/6, not Keras 2's 0.2).
+fn keras_activation(name: &str) -> fusedrnn::Activation {
+    use fusedrnn::Activation as A;
+    match name {
+        "tanh" => A::Tanh,
+        "sigmoid" => A::Sigmoid,
+        "relu" => A::Relu,
+        "softsign" => A::Softsign,
+        "hard_sigmoid" => A::HardSigmoid {
+            alpha: 1.0 / 6.0,
+            beta: 0.5,
+        },
+        other => panic!("no mapping for Keras activation {other}"),
+    }
+}
+
+/// Real Keras layers (tests/data/make_keras.py: Keras 3.15 on its torch
+/// backend, both GRU variants, with and without bias, four activation
+/// pairs) through `import::keras` on every family this host runs, batch-
+/// major as Keras lays them out: Keras's own outputs within 1e-5 (the
+/// other tests here convert PyTorch and ONNX weights into Keras's layout
+/// by our reading of it; these hold the importer to Keras itself).
+#[test]
+fn keras_layers_match_keras_outputs() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/keras");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 24);
+    let mut failures = Vec::new();
+    for path in files {
+        let f = fusedrnn::import::safetensors::TensorFile::open(&path).unwrap();
+        let meta = f.metadata();
+        let acts = KerasActivations {
+            activation: keras_activation(&meta["activation"]),
+            recurrent_activation: keras_activation(&meta["recurrent_activation"]),
+        };
+        let (kernel, rec, x, want) = (
+            t(&f, "kernel"),
+            t(&f, "recurrent_kernel"),
+            t(&f, "x"),
+            t(&f, "y"),
+        );
+        let bias = f.contains("bias").then(|| t(&f, "bias"));
+        let bias = bias.as_ref().map(|b| view(&b.shape, &b.data));
+        let (kv, rv) = (
+            view(&kernel.shape, &kernel.data),
+            view(&rec.shape, &rec.data),
+        );
+        let model = match meta["cell"].as_str() {
+            "lstm" => keras::lstm(kv, rv, bias, acts),
+            _ => keras::gru(kv, rv, bias, meta["reset_after"] == "1", acts),
+        }
+        .unwrap();
+        let (b, tl) = (x.shape[0], x.shape[1]);
+        let seq = Sequence {
+            layout: fusedrnn::Layout::BatchMajor,
+            ..Sequence::new(&x.data, tl, b)
+        };
+        // Every family this host runs, the reference among them.
+        for family in fusedrnn::KernelFamily::available() {
+            let m = model.clone().with_kernel(family).unwrap();
+            let (y, _) = m.forward(&seq, None).unwrap();
+            let err = max_abs_diff(&y, &want.data);
+            if err.is_nan() || err > TOL {
+                let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+                failures.push(format!("{name} {family:?}: max error {err}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "failed:\n{}", failures.join("\n"));
+}
