@@ -3,7 +3,7 @@
 (`tests/data/GOLDEN_FORMAT.md`): ONNX-layout cases run by ONNX Runtime
 (single node, opset 14, one thread; the `.onnx` model beside each case)
 and PyTorch-layout cases run by `torch.nn.LSTM`/`GRU` (eval, inference
-mode, one thread). Every attribute the format describes is drawn at
+mode, one thread; beside each one without projection its `torch.onnx.export`). Every attribute the format describes is drawn at
 random: direction, bias, peepholes, clip, input_forget, both GRU variants,
 initial states, sequence lengths (ONNX `sequence_lens`, PyTorch packed
 sequences), every ONNX activation function with and without its
@@ -408,7 +408,27 @@ def pytorch_case(rng, idx, out, cfg):
     if not all(np.isfinite(v).all() for v in peer.values()) or agrees(peer, pytorch_f64(meta, tens)) > AGREE:
         return None
     save(os.path.join(out, case + ".safetensors"), tens, meta)
+    if not proj:
+        export_onnx(m, op, layers * d, b, hs=h, path=os.path.join(out, case + ".onnx"))
     return case
+
+
+def export_onnx(m, op, states, batch, hs, path):
+    """The module as PyTorch exports it (TorchScript exporter, opset 14:
+    one node per layer, layers chained by Squeeze or Transpose + Reshape,
+    initial states sliced per layer), as tests/data/make_onnx.py does."""
+    import warnings
+
+    import torch
+
+    x = torch.zeros(1, batch, m.input_size)
+    h0 = torch.zeros(states, batch, hs)
+    args = (x, (h0, h0.clone())) if op == "lstm" else (x, h0)
+    names = ["x", "h0", "c0"] if op == "lstm" else ["x", "h0"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, args, path, input_names=names, output_names=["output"], opset_version=14,
+                          dynamo=False)
 
 
 def main():
