@@ -35,21 +35,24 @@ use fusedrnn::conformance::{load_case, load_case_onnx, run_case_with, RunMode};
 use fusedrnn::{KernelFamily, Team, WeightFormat};
 
 /// The default tolerance with `--weights`: about twice the worst output
-/// error the format's rounding causes on the committed golden cases
-/// (measured, every family: f16 4.0e-3, bf16 4.6e-2, int8 1.1e-1,
-/// int8-dynamic 1.6e-1). The
-/// worst are the `saturating` cases, whose large weights and inputs put
-/// pre-activations in the tens: a weight's rounding (int8: up to
-/// max|row|/254; bf16 2^-9 relative) times a large input moves the units
-/// that are not saturated. Every other case stays within 6e-3 (int8),
-/// 3e-3 (bf16). f32: the kernels' own 1e-5.
+/// error the format's rounding causes on the golden cases' configurations.
+/// Measured on every family over the 37 committed cases and 20 re-draws of
+/// them (`tests/data/make_golden.py --like tests/data/golden --seed N`: the
+/// same configurations with new weights and inputs, 740 cases): worst f16
+/// 9.0e-3, bf16 6.5e-2, int8 1.44e-1, int8-dynamic 2.37e-1 (the committed
+/// cases alone: 4.0e-3, 4.6e-2, 1.1e-1, 1.6e-1, which an earlier, tighter
+/// default was fitted to). The worst are the `saturating` cases, whose
+/// large weights and inputs put pre-activations in the tens: a weight's
+/// rounding (int8: up to max|row|/254; bf16 2^-9 relative) times a large
+/// input moves the units that are not saturated. Every other case stays
+/// within 6e-3 (int8), 3e-3 (bf16). f32: the kernels' own 1e-5.
 fn format_tolerance(f: WeightFormat) -> f32 {
     match f {
         WeightFormat::F32 => 1e-5,
-        WeightFormat::F16 => 1e-2,
-        WeightFormat::Bf16 => 1e-1,
-        WeightFormat::Int8 => 2.5e-1,
-        WeightFormat::Int8Dynamic => 2.5e-1,
+        WeightFormat::F16 => 2e-2,
+        WeightFormat::Bf16 => 1.5e-1,
+        WeightFormat::Int8 => 3e-1,
+        WeightFormat::Int8Dynamic => 5e-1,
     }
 }
 

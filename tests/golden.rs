@@ -4,12 +4,14 @@
 //! (tests/data/GOLDEN_FORMAT.md), and the reference computes each step in
 //! f64, so 1e-5 leaves room only for the producers' own f32 rounding.
 //!
-//! Two sets: the 37 given cases (`tests/data/golden`) and 98 drawn at
+//! Two sets: the 37 given cases (`tests/data/golden`) and 95 drawn at
 //! random over every attribute of the same format by
 //! `tests/data/make_golden.py --out tests/data/generated --count 100 --seed
 //! 2026 --small` (ONNX Runtime 1.32.0, PyTorch 2.15.0; kept only where the
-//! peer agrees with the script's float64 evaluation within 5e-6). The
-//! second set is what found that ONNX Runtime's `Affine`, `ScaledTanh` and
+//! peer agrees with the script's float64 evaluation within 5e-6 and
+//! rounding-sized nudges of inputs, gate sums and states move that
+//! evaluation less than 2e-6). The second
+//! set is what found that ONNX Runtime's `Affine`, `ScaledTanh` and
 //! `ThresholdedRelu` default their missing alpha/beta to 0.
 
 use std::path::PathBuf;
@@ -44,7 +46,7 @@ fn files_in(folder: &str) -> Vec<PathBuf> {
 #[test]
 fn all_golden_cases_are_present() {
     assert_eq!(files_in(GIVEN).len(), 37);
-    assert_eq!(files_in(GENERATED).len(), 98);
+    assert_eq!(files_in(GENERATED).len(), 95);
 }
 
 fn check_family(family: KernelFamily) {

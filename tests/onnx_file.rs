@@ -49,7 +49,7 @@ fn every_onnx_golden_file_loads_the_cases_model_and_passes() {
 fn every_generated_onnx_file_loads_the_cases_model_and_passes() {
     let files =
         onnx_files_in(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/generated"));
-    assert_eq!(files.len(), 86);
+    assert_eq!(files.len(), 89);
     for f in &files {
         check_onnx_file(f);
     }

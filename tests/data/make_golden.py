@@ -45,6 +45,11 @@ ACTS = {  # ONNX name -> (uses alpha, uses beta, range of alpha, range of beta)
 # peer's rounding on an ill-conditioned draw (unbounded activations with
 # saturating inputs reach outputs in the hundreds).
 AGREE = 5e-6
+# ... and only if rounding-sized nudges of its inputs and states move the
+# float64 outputs by less than this (an LSTM with a Relu candidate and
+# saturating weights can grow its cell to 20 and amplify one rounding to
+# 1.4e-5; Softplus gates, above 1, amplify the cell's rounding each step).
+SENSITIVITY = 2e-6
 SIZES = [1, 2, 3, 4, 5, 7, 8, 9, 13, 15, 16, 17, 24, 31, 32, 33, 47, 48, 63, 64, 65, 67]
 
 
@@ -89,11 +94,12 @@ def onnx_acts(meta, d, op):
     return [fs[k * per:(k + 1) * per] for k in range(d)]
 
 
-def lstm_step(x, h, c, w, r, bias, peep, fs, clip, input_forget, order):
+def lstm_step(x, h, c, w, r, bias, peep, fs, clip, input_forget, order, jit=None):
     """One LSTM step in float64; `order` names the gate blocks of w, r, bias
-    (ONNX "iofc", PyTorch "ifgo")."""
+    (ONNX "iofc", PyTorch "ifgo"); `jit` nudges the gate sums by what an
+    f32 dot product's rounding may do."""
     hs = c.shape[0]
-    pre = w @ x + r @ h + bias
+    pre = rounding(jit, w @ x + r @ h + bias, 4)
     blk = {name: pre[k * hs:(k + 1) * hs] for k, name in enumerate(order)}
     blk["c"] = blk.get("c", blk.get("g"))
     cl = (lambda v: np.clip(v, -clip, clip)) if clip is not None else (lambda v: v)
@@ -104,24 +110,33 @@ def lstm_step(x, h, c, w, r, bias, peep, fs, clip, input_forget, order):
     return o * fs[2](c), c
 
 
-def gru_step(x, h, w, r, wb, rb, fs, clip, lbr, order):
+def gru_step(x, h, w, r, wb, rb, fs, clip, lbr, order, jit=None):
     """One GRU step in float64; `order` names the gate blocks (ONNX "zrh",
-    PyTorch "rzh")."""
+    PyTorch "rzh"); `jit` as for `lstm_step`."""
     hs = h.shape[0]
     cl = (lambda v: np.clip(v, -clip, clip)) if clip is not None else (lambda v: v)
     k = {name: slice(j * hs, (j + 1) * hs) for j, name in enumerate(order)}
     wx = w @ x + wb
-    z = fs[0](cl(wx[k["z"]] + r[k["z"]] @ h + rb[k["z"]]))
-    rr = fs[0](cl(wx[k["r"]] + r[k["r"]] @ h + rb[k["r"]]))
+    z = fs[0](cl(rounding(jit, wx[k["z"]] + r[k["z"]] @ h + rb[k["z"]], 4)))
+    rr = fs[0](cl(rounding(jit, wx[k["r"]] + r[k["r"]] @ h + rb[k["r"]], 4)))
     if lbr:
-        n = fs[1](cl(wx[k["h"]] + rr * (r[k["h"]] @ h + rb[k["h"]])))
+        n = fs[1](cl(rounding(jit, wx[k["h"]] + rr * (r[k["h"]] @ h + rb[k["h"]]), 4)))
     else:
-        n = fs[1](cl(wx[k["h"]] + r[k["h"]] @ (rr * h) + rb[k["h"]]))
+        n = fs[1](cl(rounding(jit, wx[k["h"]] + r[k["h"]] @ (rr * h) + rb[k["h"]], 4)))
     return (1 - z) * n + z * h
 
 
-def onnx_f64(m, t):
-    """Y, Y_h (and Y_c) of an ONNX-layout case in float64, by the format's equations."""
+def rounding(jit, v, ulps=1):
+    """`v` with a random relative error of up to `ulps` f32 roundings
+    (2^-24 each) when `jit` is a generator: what computing or storing it
+    in f32 may do."""
+    return v if jit is None else v * (1 + jit.uniform(-ulps * 2.0**-24, ulps * 2.0**-24, v.shape))
+
+
+def onnx_f64(m, t, jit=None):
+    """Y, Y_h (and Y_c) of an ONNX-layout case in float64, by the format's
+    equations (with `jit`, the state is nudged as f32 storage may round it
+    after every step)."""
     t = {k: v.astype(np.float64) if v.dtype == np.float32 else v for k, v in t.items()}
     op, hs, steps, batch = m["op"], int(m["hidden_size"]), int(m["seq_len"]), int(m["batch"])
     d = 2 if m["direction"] == "bidirectional" else 1
@@ -143,17 +158,19 @@ def onnx_f64(m, t):
             for s in range(n - 1, -1, -1) if rev else range(n):
                 if op == "lstm":
                     h, c = lstm_step(t["X"][s, b], h, c, w, r, bias[:g * hs] + bias[g * hs:], peep,
-                                     fns[di], clip, m.get("input_forget") == "1", "iofc")
+                                     fns[di], clip, m.get("input_forget") == "1", "iofc", jit)
                 else:
                     h = gru_step(t["X"][s, b], h, w, r, bias[:g * hs], bias[g * hs:], fns[di], clip,
-                                 m["linear_before_reset"] == "1", "zrh")
+                                 m["linear_before_reset"] == "1", "zrh", jit)
+                h, c = rounding(jit, h), rounding(jit, c)
                 y[s, di, b] = h
             yh[di, b], yc[di, b] = h, c
     return {"Y": y, "Y_h": yh, **({"Y_c": yc} if op == "lstm" else {})}
 
 
-def pytorch_f64(m, t):
-    """output, h_n (and c_n) of a PyTorch-layout case in float64."""
+def pytorch_f64(m, t, jit=None):
+    """output, h_n (and c_n) of a PyTorch-layout case in float64 (`jit` as
+    for `onnx_f64`)."""
     t = {k: v.astype(np.float64) if v.dtype == np.float32 else v for k, v in t.items()}
     op, hs, steps, batch = m["op"], int(m["hidden_size"]), int(m["seq_len"]), int(m["batch"])
     layers, d, proj = int(m["num_layers"]), 2 if m["bidirectional"] == "1" else 1, int(m["proj_size"])
@@ -179,11 +196,12 @@ def pytorch_f64(m, t):
                 for s in range(n - 1, -1, -1) if di else range(n):
                     if op == "lstm":
                         h, c = lstm_step(x[s, b], h, c, w, r, bi + bh, np.zeros((3, hs)), fns, None,
-                                         False, "ifgo")
+                                         False, "ifgo", jit)
                         if proj:
                             h = t["weight_hr" + sfx] @ h
                     else:
-                        h = gru_step(x[s, b], h, w, r, bi, bh, fns, None, True, "rzh")
+                        h = gru_step(x[s, b], h, w, r, bi, bh, fns, None, True, "rzh", jit)
+                    h, c = rounding(jit, h), rounding(jit, c)
                     out[s, b, di * hout:(di + 1) * hout] = h
                 hn[li, b], cn[li, b] = h, c
         x = out
@@ -193,6 +211,28 @@ def pytorch_f64(m, t):
 def agrees(got, want):
     """Largest difference between a peer's f32 outputs and the float64 ones."""
     return max(float(np.abs(got[k].astype(np.float64) - want[k]).max(initial=0.0)) for k in want)
+
+
+def well_posed(peer, f64, meta, tens):
+    """A case is kept if the peer's f32 outputs are within AGREE of the
+    float64 evaluation `f64(meta, tens)` and three float64 runs with every
+    float tensor nudged by up to one f32 rounding (relative 2^-24, seeded),
+    every gate sum by up to 4 and the state after every step by up to 1,
+    stay within SENSITIVITY of it:
+    there 1e-5 holds an f32 implementation to the equations, not to the
+    luck of its rounding."""
+    if not all(np.isfinite(v).all() for v in peer.values()):
+        return False
+    want = f64(meta, tens)
+    if agrees(peer, want) > AGREE:
+        return False
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        nudged = {k: v.astype(np.float64) * (1 + rng.uniform(-2.0**-24, 2.0**-24, v.shape))
+                  if v.dtype == np.float32 else v for k, v in tens.items()}
+        if agrees(f64(meta, nudged, rng), want) > SENSITIVITY:
+            return False
+    return True
 
 
 def pick(rng, seq):
@@ -224,39 +264,26 @@ def save(path, tensors, meta):
         f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
 
 
-def onnx_case(rng, idx, out, cfg):
-    import onnx
-    import onnxruntime as ort
-    from onnx import TensorProto, helper, numpy_helper
-
+def onnx_choices(rng, cfg):
+    """A random ONNX-layout configuration."""
     op = pick(rng, ["lstm", "gru"])
-    g = 4 if op == "lstm" else 3
     direction = pick(rng, ["forward", "reverse", "bidirectional"])
     d = 2 if direction == "bidirectional" else 1
-    h, i = pick(rng, cfg.sizes), pick(rng, cfg.sizes)
-    b, t = int(rng.integers(1, 7)), int(rng.integers(1, cfg.max_t + 1))
-    has_b = rng.random() < 0.8
-    has_p = op == "lstm" and rng.random() < 0.35
+    c = {"op": op, "direction": direction, "h": pick(rng, cfg.sizes), "i": pick(rng, cfg.sizes),
+         "b": int(rng.integers(1, 7)), "t": int(rng.integers(1, cfg.max_t + 1)),
+         "has_b": rng.random() < 0.8, "has_p": op == "lstm" and rng.random() < 0.35,
+         "has_lens": rng.random() < 0.35, "sat": rng.random() < cfg.saturating,
+         "input_forget": op == "lstm" and rng.random() < 0.2, "lbr": op == "gru" and rng.random() < 0.5,
+         "clip": pick(rng, [0.25, 0.5, 1.0, 2.0, 3.5, 8.0]) if rng.random() < 0.25 else None,
+         "acts": None}
+    # An LSTM may get either initial state alone (ONNX's inputs are
+    # independent; the absent one is zeros).
     has_init = rng.random() < 0.5
-    has_lens = rng.random() < 0.35
-    sat = rng.random() < cfg.saturating
-    meta = {"op": op, "layout": "onnx", "hidden_size": str(h), "input_size": str(i),
-            "seq_len": str(t), "batch": str(b), "direction": direction, "opset": "14",
-            "saturating": "1" if sat else "0"}
-    attrs = {"hidden_size": h, "direction": direction}
-    if op == "lstm":
-        meta["input_forget"] = "1" if rng.random() < 0.2 else "0"
-        attrs["input_forget"] = int(meta["input_forget"])
-    else:
-        meta["linear_before_reset"] = pick(rng, ["0", "1"])
-        attrs["linear_before_reset"] = int(meta["linear_before_reset"])
-    if rng.random() < 0.25:
-        clip = pick(rng, [0.25, 0.5, 1.0, 2.0, 3.5, 8.0])
-        meta["clip"] = f32str(clip)
-        attrs["clip"] = float(clip)
-    if rng.random() < 0.3:
+    c["init_h"] = has_init and (op == "gru" or rng.random() < 0.8)
+    c["init_c"] = has_init and op == "lstm" and (not c["init_h"] or rng.random() < 0.8)
+    if rng.random() < 0.35:
         names, alpha, beta = [], [], []
-        with_params = rng.random() < 0.7
+        with_params = rng.random() < 0.5
         for _ in range(d * (3 if op == "lstm" else 2)):
             name = pick(rng, list(ACTS))
             names.append(name)
@@ -265,6 +292,52 @@ def onnx_case(rng, idx, out, cfg):
                 alpha.append(float(np.float32(round(rng.uniform(*ra), 3))))
             if with_params and ub:
                 beta.append(float(np.float32(round(rng.uniform(*rb), 3))))
+        c["acts"] = (names, alpha, beta)
+    return c
+
+
+def onnx_choices_like(meta, names):
+    """The configuration of a given ONNX-layout case (its metadata and the
+    names of its tensors), for new data drawn the same way."""
+    floats = lambda key: [float(v) for v in meta[key].split(",")] if key in meta else []  # noqa: E731
+    return {"op": meta["op"], "direction": meta["direction"], "h": int(meta["hidden_size"]),
+            "i": int(meta["input_size"]), "b": int(meta["batch"]), "t": int(meta["seq_len"]),
+            "has_b": "B" in names, "has_p": "P" in names, "has_lens": "sequence_lens" in names,
+            "sat": meta["saturating"] == "1", "input_forget": meta.get("input_forget") == "1",
+            "lbr": meta.get("linear_before_reset") == "1",
+            "clip": float(meta["clip"]) if "clip" in meta else None,
+            "init_h": "initial_h" in names, "init_c": "initial_c" in names,
+            "acts": (meta["activations"].split(","), floats("activation_alpha"), floats("activation_beta"))
+            if "activations" in meta else None}
+
+
+def onnx_case(rng, idx, out, c, like=None):
+    """Draws the data of configuration `c`, runs it in ONNX Runtime and
+    writes the case (named after `like` when it replays a given case)."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    op, direction, h, i, b, t = c["op"], c["direction"], c["h"], c["i"], c["b"], c["t"]
+    has_b, has_p, has_lens, sat = c["has_b"], c["has_p"], c["has_lens"], c["sat"]
+    init_h, init_c = c["init_h"], c["init_c"]
+    g = 4 if op == "lstm" else 3
+    d = 2 if direction == "bidirectional" else 1
+    meta = {"op": op, "layout": "onnx", "hidden_size": str(h), "input_size": str(i),
+            "seq_len": str(t), "batch": str(b), "direction": direction, "opset": "14",
+            "saturating": "1" if sat else "0"}
+    attrs = {"hidden_size": h, "direction": direction}
+    if op == "lstm":
+        meta["input_forget"] = "1" if c["input_forget"] else "0"
+        attrs["input_forget"] = int(c["input_forget"])
+    else:
+        meta["linear_before_reset"] = "1" if c["lbr"] else "0"
+        attrs["linear_before_reset"] = int(c["lbr"])
+    if c["clip"] is not None:
+        meta["clip"] = f32str(c["clip"])
+        attrs["clip"] = float(c["clip"])
+    if c["acts"] is not None:
+        names, alpha, beta = c["acts"]
         meta["activations"] = ",".join(names)
         attrs["activations"] = names
         if alpha:
@@ -285,10 +358,10 @@ def onnx_case(rng, idx, out, cfg):
         tens["P"] = rng.uniform(-lim, lim, (d, 3 * h)) * ws
     tens = {k: v.astype(np.float32) for k, v in tens.items()}
     feeds = {"X": (rng.standard_normal((t, b, i)) * (8.0 if sat else 1.0)).astype(np.float32)}
-    if has_init:
+    if init_h:
         feeds["initial_h"] = rng.standard_normal((d, b, h)).astype(np.float32)
-        if op == "lstm":
-            feeds["initial_c"] = rng.standard_normal((d, b, h)).astype(np.float32)
+    if init_c:
+        feeds["initial_c"] = rng.standard_normal((d, b, h)).astype(np.float32)
     if has_lens:
         lens = rng.integers(1, t + 1, b).astype(np.int32)
         feeds["sequence_lens"] = lens
@@ -317,11 +390,12 @@ def onnx_case(rng, idx, out, cfg):
     parts = [op, {"forward": "fwd", "reverse": "rev", "bidirectional": "bidir"}[direction]]
     if op == "gru":
         parts.append("lbr" + meta["linear_before_reset"])
-    parts += [p for p, on in [("nobias", not has_b), ("init", has_init), ("seqlens", has_lens),
+    parts += [p for p, on in [("nobias", not has_b), ("init", init_h), ("initc", init_c and not init_h),
+                              ("seqlens", has_lens),
                               ("peephole", has_p), ("inputforget", meta.get("input_forget") == "1"),
                               ("clip", "clip" in meta), ("acts", "activations" in meta),
                               ("saturating", sat)] if on]
-    case = f"rnd{idx:04d}-onnx-" + "-".join(parts) + f"-h{h}-i{i}-b{b}-t{t}"
+    case = like or f"rnd{idx:04d}-onnx-" + "-".join(parts) + f"-h{h}-i{i}-b{b}-t{t}"
     meta["case"] = case
     graph = helper.make_graph([node], case, inputs, outputs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)],
@@ -334,27 +408,43 @@ def onnx_case(rng, idx, out, cfg):
     sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
     res = dict(zip(outs, sess.run(outs, feeds)))
     meta["source"] = f"onnxruntime {ort.__version__}"
-    if not all(np.isfinite(v).all() for v in res.values()) or agrees(res, onnx_f64(meta, {**tens, **feeds})) > AGREE:
+    if not well_posed(res, onnx_f64, meta, {**tens, **feeds}):
         return None
     onnx.save(model, os.path.join(out, case + ".onnx"))
     save(os.path.join(out, case + ".safetensors"), {**tens, **feeds, **res}, meta)
     return case
 
 
-def pytorch_case(rng, idx, out, cfg):
+def pytorch_choices(rng, cfg):
+    """A random PyTorch-layout configuration."""
+    op = pick(rng, ["lstm", "gru"])
+    h = pick(rng, cfg.sizes)
+    return {"op": op, "h": h, "i": pick(rng, cfg.sizes), "b": int(rng.integers(1, 7)),
+            "t": int(rng.integers(1, cfg.max_t + 1)), "layers": int(rng.integers(1, cfg.max_layers + 1)),
+            "bidir": rng.random() < 0.4, "bias": rng.random() < 0.8,
+            "proj": int(rng.integers(1, h)) if op == "lstm" and h > 1 and rng.random() < 0.3 else 0,
+            "has_init": rng.random() < 0.5, "has_lens": rng.random() < 0.35,
+            "sat": rng.random() < cfg.saturating}
+
+
+def pytorch_choices_like(meta, names):
+    """The configuration of a given PyTorch-layout case."""
+    return {"op": meta["op"], "h": int(meta["hidden_size"]), "i": int(meta["input_size"]),
+            "b": int(meta["batch"]), "t": int(meta["seq_len"]), "layers": int(meta["num_layers"]),
+            "bidir": meta["bidirectional"] == "1", "bias": meta["bias"] == "1",
+            "proj": int(meta["proj_size"]), "has_init": "h0" in names, "has_lens": "lengths" in names,
+            "sat": meta["saturating"] == "1"}
+
+
+def pytorch_case(rng, idx, out, c, like=None):
+    """Draws the data of configuration `c`, runs it in PyTorch and writes
+    the case (named after `like` when it replays a given case)."""
     import torch
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-    op = pick(rng, ["lstm", "gru"])
-    h, i = pick(rng, cfg.sizes), pick(rng, cfg.sizes)
-    b, t = int(rng.integers(1, 7)), int(rng.integers(1, cfg.max_t + 1))
-    layers = int(rng.integers(1, cfg.max_layers + 1))
-    bidir = rng.random() < 0.4
-    bias = rng.random() < 0.8
-    proj = int(rng.integers(1, h)) if op == "lstm" and h > 1 and rng.random() < 0.3 else 0
-    has_init = rng.random() < 0.5
-    has_lens = rng.random() < 0.35
-    sat = rng.random() < cfg.saturating
+    op, h, i, b, t, layers = c["op"], c["h"], c["i"], c["b"], c["t"], c["layers"]
+    bidir, bias, proj, has_init, has_lens, sat = (c["bidir"], c["bias"], c["proj"], c["has_init"],
+                                                  c["has_lens"], c["sat"])
     cls = torch.nn.LSTM if op == "lstm" else torch.nn.GRU
     kw = {"proj_size": proj} if op == "lstm" else {}
     m = cls(i, h, num_layers=layers, bias=bias, bidirectional=bidir, **kw).eval()
@@ -398,14 +488,15 @@ def pytorch_case(rng, idx, out, cfg):
     parts = [op, f"l{layers}"] + [p for p, on in [("bidir", bidir), ("nobias", not bias),
                                                   (f"proj{proj}", proj > 0), ("init", has_init),
                                                   ("packed", has_lens), ("saturating", sat)] if on]
-    case = f"rnd{idx:04d}-pt-" + "-".join(parts) + f"-h{h}-i{i}-b{b}-t{t}"
+    case = like or f"rnd{idx:04d}-pt-" + "-".join(parts) + f"-h{h}-i{i}-b{b}-t{t}"
     meta = {"op": op, "layout": "pytorch", "hidden_size": str(h), "input_size": str(i),
             "seq_len": str(t), "batch": str(b), "num_layers": str(layers),
             "bidirectional": "1" if bidir else "0", "proj_size": str(proj),
             "bias": "1" if bias else "0", "saturating": "1" if sat else "0", "case": case,
             "source": f"torch {torch.__version__}"}
     peer = {k: tens[k] for k in ("output", "h_n", "c_n") if k in tens}
-    if not all(np.isfinite(v).all() for v in peer.values()) or agrees(peer, pytorch_f64(meta, tens)) > AGREE:
+    inputs = {k: v for k, v in tens.items() if k not in peer}
+    if not well_posed(peer, pytorch_f64, meta, inputs):
         return None
     save(os.path.join(out, case + ".safetensors"), tens, meta)
     if not proj:
@@ -432,7 +523,7 @@ def export_onnx(m, op, states, batch, hs, path):
 
 
 def main():
-    global AGREE
+    global AGREE, SENSITIVITY
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="folder to write the cases into")
     ap.add_argument("--count", type=int, default=200, help="cases to write")
@@ -441,22 +532,47 @@ def main():
     ap.add_argument("--layout", choices=["both", "onnx", "pytorch"], default="both")
     ap.add_argument("--small", action="store_true",
                     help="H and I to 17, T to 12, 2 layers (small files, for committing)")
+    ap.add_argument("--like", metavar="DIR",
+                    help="instead of random configurations, those of the cases in DIR with new data")
     ap.add_argument("--agree", type=float, default=AGREE,
                     help="largest peer-vs-float64 difference of a kept case")
+    ap.add_argument("--sensitivity", type=float, default=SENSITIVITY,
+                    help="largest move of a kept case's float64 outputs under rounding-sized nudges")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
-    rng = np.random.default_rng(a.seed)
     made = 0
-    AGREE = a.agree
+    AGREE, SENSITIVITY = a.agree, a.sensitivity
     a.sizes = [v for v in SIZES if v <= 17] if a.small else SIZES
     a.max_t, a.max_layers = (12, 2) if a.small else (25, 3)
-    for idx in range(a.count):
-        lay = a.layout if a.layout != "both" else pick(rng, ["onnx", "pytorch"])
-        make = onnx_case if lay == "onnx" else pytorch_case
-        if make(rng, idx, a.out, a) is not None:
-            made += 1
+    if a.like:
+        # Every given case's configuration with new data (seeded by the
+        # case's name): the given set again, as another seed would draw it.
+        import glob
+        import zlib
+
+        from safetensors import safe_open
+
+        given = sorted(glob.glob(os.path.join(a.like, "*.safetensors")))
+        a.count = len(given)
+        for path in given:
+            with safe_open(path, "numpy") as f:
+                meta, names = f.metadata(), set(f.keys())
+            name = meta["case"]
+            rng = np.random.default_rng([a.seed, zlib.crc32(name.encode())])
+            if meta["layout"] == "onnx":
+                made += onnx_case(rng, 0, a.out, onnx_choices_like(meta, names), like=name) is not None
+            else:
+                made += pytorch_case(rng, 0, a.out, pytorch_choices_like(meta, names), like=name) is not None
+    for idx in range(0 if a.like else a.count):
+        # One generator per case: a case's draws do not depend on the others'.
+        rng = np.random.default_rng([a.seed, idx])
+        if (a.layout if a.layout != "both" else pick(rng, ["onnx", "pytorch"])) == "onnx":
+            made += onnx_case(rng, idx, a.out, onnx_choices(rng, a)) is not None
+        else:
+            made += pytorch_case(rng, idx, a.out, pytorch_choices(rng, a)) is not None
     print(f"wrote {made} cases to {a.out} ({a.count - made} draws left out: not finite, or the "
-          f"peer's f32 outputs more than {AGREE:g} from float64)")
+          f"peer's f32 outputs more than {AGREE:g} from float64, or rounding moves them more than "
+          f"{SENSITIVITY:g})")
 
 
 if __name__ == "__main__":
