@@ -401,3 +401,381 @@ fn several_nodes_are_listed_and_picked() {
     let m = file.rnn(file.node("gru").unwrap()).unwrap();
     assert_eq!(m.config().hidden_size, 2);
 }
+
+/// PyTorch's default exporter (`torch.onnx.export`, dynamo, opset 18+):
+/// weights in `<name>.onnx.data` beside the model and reordered into ONNX's
+/// gate order by Slice/Concat/Unsqueeze nodes (tests/data/make_golden.py
+/// `--exporter dynamo`; H = 48, above the exporter's folding limit). Each
+/// loads by path to the case's own model and passes it on every family;
+/// from bytes alone the external data cannot be read: a typed error.
+#[test]
+fn pytorch_default_exports_with_external_data_and_folded_weights_load() {
+    let files = onnx_files_in(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/dynamo"));
+    assert_eq!(files.len(), 3);
+    for f in &files {
+        let (model, nodes) = onnx::load(f).unwrap();
+        let case = load_case(&f.with_extension("safetensors")).unwrap();
+        assert_eq!(model.config(), case.model.config(), "{}", f.display());
+        assert_eq!(model.weights(), case.model.weights(), "{}", f.display());
+        assert_eq!(nodes.len(), model.config().num_layers);
+        let case = load_case_onnx(f).unwrap();
+        for family in KernelFamily::available() {
+            let res = run_case(&case, family).unwrap();
+            assert!(res.passes(1e-5), "{} {family:?}", f.display());
+        }
+        let bytes = std::fs::read(f).unwrap();
+        assert!(matches!(
+            onnx::from_bytes(&bytes),
+            Err(Error::Unsupported(_))
+        ));
+    }
+}
+
+/// A node `op` with inputs, outputs and attributes.
+fn node(op: &str, inputs: &[&str], outputs: &[&str], attrs: &[Vec<u8>]) -> Vec<u8> {
+    let mut n = Vec::new();
+    for s in inputs {
+        field_bytes(1, s.as_bytes(), &mut n);
+    }
+    for s in outputs {
+        field_bytes(2, s.as_bytes(), &mut n);
+    }
+    field_bytes(3, format!("{op}_{}", outputs[0]).as_bytes(), &mut n);
+    field_bytes(4, op.as_bytes(), &mut n);
+    for a in attrs {
+        field_bytes(5, a, &mut n);
+    }
+    n
+}
+
+/// An INT64 tensor (raw data).
+fn tensor_i64(name: &str, dims: &[i64], values: &[i64]) -> Vec<u8> {
+    let mut t = Vec::new();
+    for &d in dims {
+        field_varint(1, d as u64, &mut t);
+    }
+    field_varint(2, 7, &mut t);
+    field_bytes(8, name.as_bytes(), &mut t);
+    let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    field_bytes(9, &raw, &mut t);
+    t
+}
+
+fn attr_ints(name: &str, v: &[i64]) -> Vec<u8> {
+    let mut a = Vec::new();
+    field_bytes(1, name.as_bytes(), &mut a);
+    for &x in v {
+        field_varint(8, x as u64, &mut a);
+    }
+    field_varint(20, 7, &mut a);
+    a
+}
+
+/// A model of the given nodes (a GRU node among them) and initializers.
+fn graph_model(nodes: &[Vec<u8>], inits: &[Vec<u8>]) -> Vec<u8> {
+    let mut graph = Vec::new();
+    for n in nodes {
+        field_bytes(1, n, &mut graph);
+    }
+    for t in inits {
+        field_bytes(5, t, &mut graph);
+    }
+    let mut model = Vec::new();
+    field_varint(1, 8, &mut model);
+    field_bytes(7, &graph, &mut model);
+    model
+}
+
+/// The GRU node of [`graph_model`] tests: H = 2, reading `W` and `R`.
+fn gru_node(w: &str, r: &str) -> Vec<u8> {
+    node("GRU", &["X", w, r], &["Y"], &[attr_int("hidden_size", 2)])
+}
+
+/// The gate blocks of `m` (`[3 * rows, cols]`) in the order `order`.
+fn reorder(m: &[f32], rows_per_gate: usize, cols: usize, order: [usize; 3]) -> Vec<f32> {
+    order
+        .iter()
+        .flat_map(|&g| m[g * rows_per_gate * cols..(g + 1) * rows_per_gate * cols].to_vec())
+        .collect()
+}
+
+/// Weights computed from initializers as PyTorch's exporter writes them
+/// (`W = Unsqueeze(Concat(Slice(src, z), Slice(src, r), Slice(src, h)))`
+/// from PyTorch's r, z, n blocks; Slice with negative starts and ends
+/// clamped past the end) and through Reshape, Transpose, Identity and
+/// Constant: the model equals the one whose W and R are initializers.
+#[test]
+fn weights_computed_by_shape_ops_are_folded() {
+    let (h, i) = (2usize, 3usize);
+    let w: Vec<f32> = (0..3 * h * i).map(|k| k as f32 * 0.01 - 0.05).collect();
+    let r: Vec<f32> = (0..3 * h * h).map(|k| k as f32 * -0.02 + 0.03).collect();
+    let direct = onnx::from_bytes(&graph_model(
+        &[gru_node("W", "R")],
+        &[
+            tensor("W", &[1, 3 * h as i64, i as i64], &w),
+            tensor("R", &[1, 3 * h as i64, h as i64], &r),
+        ],
+    ))
+    .unwrap()
+    .0;
+    // W: the source in r, z, n order, its blocks sliced back to z, r, h.
+    let src = reorder(&w, h, i, [1, 0, 2]);
+    // R: stored transposed and flat; Transpose then Reshape to [1, 3H, H].
+    let rt: Vec<f32> = (0..h)
+        .flat_map(|c| (0..3 * h).map(move |row| (row, c)))
+        .map(|(row, c)| r[row * h + c])
+        .collect();
+    let (hh, ii) = (h as i64, i as i64);
+    let nodes = vec![
+        node("Slice", &["src", "s0", "e0", "ax"], &["z"], &[]),
+        node("Slice", &["src", "s1", "e1", "ax"], &["r"], &[]),
+        node("Slice", &["src", "s2", "e2", "ax"], &["n"], &[]),
+        node("Concat", &["z", "r", "n"], &["cat"], &[attr_int("axis", 0)]),
+        node("Unsqueeze", &["cat", "ax"], &["W1"], &[]),
+        node("Identity", &["W1"], &["W2"], &[]),
+        node("Transpose", &["rt"], &["r2"], &[attr_ints("perm", &[1, 0])]),
+        node(
+            "Constant",
+            &[],
+            &["shape"],
+            &[{
+                let mut a = Vec::new();
+                field_bytes(1, b"value", &mut a);
+                field_bytes(5, &tensor_i64("c", &[3], &[1, -1, hh]), &mut a);
+                field_varint(20, 4, &mut a);
+                a
+            }],
+        ),
+        node("Reshape", &["r2", "shape"], &["R1"], &[]),
+        gru_node("W2", "R1"),
+    ];
+    let inits = vec![
+        tensor("src", &[3 * hh, ii], &src),
+        tensor("rt", &[hh, 3 * hh], &rt),
+        tensor_i64("ax", &[1], &[0]),
+        tensor_i64("s0", &[1], &[hh]),
+        tensor_i64("e0", &[1], &[2 * hh]),
+        tensor_i64("s1", &[1], &[-3 * hh]),
+        tensor_i64("e1", &[1], &[-2 * hh]),
+        tensor_i64("s2", &[1], &[2 * hh]),
+        tensor_i64("e2", &[1], &[i64::MAX]),
+    ];
+    let folded = onnx::from_bytes(&graph_model(&nodes, &inits)).unwrap().0;
+    assert_eq!(folded.config(), direct.config());
+    assert_eq!(folded.weights(), direct.weights());
+}
+
+/// Hostile constant graphs: typed errors, never a panic, a hang or an
+/// allocation past the file's own data.
+#[test]
+fn hostile_constant_graphs_are_typed_errors() {
+    let (h, i) = (2i64, 3i64);
+    let w: Vec<f32> = vec![0.1; (3 * h * i) as usize];
+    let r = tensor("R", &[1, 3 * h, h], &vec![0.1; (3 * h * h) as usize]);
+    let load = |nodes: Vec<Vec<u8>>, inits: Vec<Vec<u8>>| {
+        let mut inits = inits;
+        inits.push(r.clone());
+        let mut nodes = nodes;
+        nodes.push(gru_node("W", "R"));
+        onnx::from_bytes(&graph_model(&nodes, &inits))
+    };
+    let format = |res: Result<_, Error>| matches!(res, Err(Error::Format(_)));
+    // A cycle.
+    assert!(format(load(
+        vec![
+            node("Identity", &["A"], &["W"], &[]),
+            node("Identity", &["W"], &["A"], &[]),
+        ],
+        vec![]
+    )));
+    // A chain deeper than the bound.
+    let mut chain = vec![node("Identity", &["w0"], &["W"], &[])];
+    for k in 0..100 {
+        chain.push(node(
+            "Identity",
+            &[&format!("w{}", k + 1)],
+            &[&format!("w{k}")],
+            &[],
+        ));
+    }
+    let deep = load(chain, vec![tensor("w100", &[1, 3 * h, i], &w)]);
+    assert!(format(deep));
+    // Doubling by Concat past the file's data: TooLarge, not an
+    // allocation of 2^40 floats.
+    let mut grow = vec![node(
+        "Concat",
+        &["g0", "g0"],
+        &["g1"],
+        &[attr_int("axis", 0)],
+    )];
+    for k in 1..40 {
+        let (a, b) = (format!("g{k}"), format!("g{}", k + 1));
+        grow.push(node("Concat", &[&a, &a], &[&b], &[attr_int("axis", 0)]));
+    }
+    grow.push(node("Identity", &["g40"], &["W"], &[]));
+    assert!(matches!(
+        load(grow, vec![tensor("g0", &[1, 3 * h, i], &w)]),
+        Err(Error::TooLarge { .. })
+    ));
+    // Bad axes, step 0, a shape that does not fit, concat of mismatched
+    // shapes, integers where floats belong, a missing axis attribute.
+    let src = tensor("src", &[1, 3 * h, i], &w);
+    let ints = |name: &str, v: &[i64]| tensor_i64(name, &[v.len() as i64], v);
+    // (nodes, initializers) of each case.
+    type Graph = (Vec<Vec<u8>>, Vec<Vec<u8>>);
+    let cases: Vec<Graph> = vec![
+        (
+            vec![node("Unsqueeze", &["src", "ax"], &["W"], &[])],
+            vec![src.clone(), ints("ax", &[7])],
+        ),
+        (
+            vec![node("Slice", &["src", "s", "e", "ax", "st"], &["W"], &[])],
+            vec![
+                src.clone(),
+                ints("s", &[0]),
+                ints("e", &[1]),
+                ints("ax", &[0]),
+                ints("st", &[0]),
+            ],
+        ),
+        (
+            vec![node("Slice", &["src", "s", "e", "ax"], &["W"], &[])],
+            vec![
+                src.clone(),
+                ints("s", &[0, 0]),
+                ints("e", &[1]),
+                ints("ax", &[0]),
+            ],
+        ),
+        (
+            vec![node("Reshape", &["src", "sh"], &["W"], &[])],
+            vec![src.clone(), ints("sh", &[5, -1])],
+        ),
+        (
+            vec![node("Reshape", &["src", "sh"], &["W"], &[])],
+            vec![src.clone(), ints("sh", &[-1, -1])],
+        ),
+        (
+            vec![node(
+                "Concat",
+                &["src", "o"],
+                &["W"],
+                &[attr_int("axis", 1)],
+            )],
+            vec![src.clone(), tensor("o", &[2, 3 * h, i], &[0.0; 36])],
+        ),
+        (
+            vec![node("Concat", &["src", "src"], &["W"], &[])],
+            vec![src.clone()],
+        ),
+        (
+            vec![node(
+                "Transpose",
+                &["src"],
+                &["W"],
+                &[attr_ints("perm", &[0, 0, 1])],
+            )],
+            vec![src.clone()],
+        ),
+        (
+            vec![node("Squeeze", &["src", "ax"], &["W"], &[])],
+            vec![src.clone(), ints("ax", &[1])],
+        ),
+    ];
+    for (k, (nodes, inits)) in cases.into_iter().enumerate() {
+        let res = load(nodes, inits);
+        assert!(format(res.clone()), "case {k}: {res:?}");
+    }
+    // Integers where W belongs; an op not folded (a graph input stays
+    // missing).
+    assert!(matches!(
+        load(
+            vec![node("Identity", &["k"], &["W"], &[])],
+            vec![tensor_i64("k", &[1, 3 * h, i], &[1; 18])]
+        ),
+        Err(Error::Dtype { .. })
+    ));
+    assert!(matches!(
+        load(vec![node("Relu", &["src"], &["W"], &[])], vec![src.clone()]),
+        Err(Error::MissingTensor(_))
+    ));
+}
+
+/// A FLOAT tensor whose data live in an external file.
+fn tensor_external(name: &str, dims: &[i64], entries: &[(&str, &str)]) -> Vec<u8> {
+    let mut t = Vec::new();
+    for &d in dims {
+        field_varint(1, d as u64, &mut t);
+    }
+    field_varint(2, 1, &mut t);
+    field_bytes(8, name.as_bytes(), &mut t);
+    for (k, v) in entries {
+        let mut e = Vec::new();
+        field_bytes(1, k.as_bytes(), &mut e);
+        field_bytes(2, v.as_bytes(), &mut e);
+        field_bytes(13, &e, &mut t);
+    }
+    field_varint(14, 1, &mut t);
+    t
+}
+
+/// External data: read from the file beside the model at its offset;
+/// locations outside the model's folder, ranges past the file's end, a
+/// `length` that disagrees with the dims and missing files are typed
+/// errors.
+#[test]
+fn external_data_is_read_beside_the_model_and_checked() {
+    let (h, i) = (2i64, 3i64);
+    let w: Vec<f32> = (0..3 * h * i).map(|k| k as f32 * 0.01).collect();
+    let r = tensor("R", &[1, 3 * h, h], &vec![0.1; (3 * h * h) as usize]);
+    let dir = std::env::temp_dir().join(format!("fusedrnn-ext-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    // 8 bytes of padding, then W.
+    let mut data = vec![0xAAu8; 8];
+    data.extend(w.iter().flat_map(|v| v.to_le_bytes()));
+    std::fs::write(dir.join("sub/w.bin"), &data).unwrap();
+    let bytes = (w.len() * 4).to_string();
+    let write = |entries: &[(&str, &str)]| {
+        let m = graph_model(
+            &[gru_node("W", "R")],
+            &[tensor_external("W", &[1, 3 * h, i], entries), r.clone()],
+        );
+        let p = dir.join("model.onnx");
+        std::fs::write(&p, m).unwrap();
+        onnx::load(&p)
+    };
+    let (m, _) = write(&[
+        ("location", "sub/w.bin"),
+        ("offset", "8"),
+        ("length", &bytes),
+    ])
+    .unwrap();
+    let direct = onnx::from_bytes(&graph_model(
+        &[gru_node("W", "R")],
+        &[tensor("W", &[1, 3 * h, i], &w), r.clone()],
+    ))
+    .unwrap()
+    .0;
+    assert_eq!(m.weights(), direct.weights());
+    let format = |res: fusedrnn::Result<_>| matches!(res, Err(Error::Format(_)));
+    assert!(format(write(&[("location", "../w.bin")])));
+    assert!(format(write(&[("location", "/etc/passwd")])));
+    assert!(format(write(&[("location", "")])));
+    assert!(format(write(&[("offset", "8")])));
+    assert!(format(write(&[("location", "sub/w.bin"), ("offset", "9")])));
+    assert!(format(write(&[
+        ("location", "sub/w.bin"),
+        ("offset", "18446744073709551615")
+    ])));
+    assert!(format(write(&[
+        ("location", "sub/w.bin"),
+        ("offset", "-1")
+    ])));
+    assert!(format(write(&[("location", "sub/missing.bin")])));
+    assert!(format(write(&[("location", "sub")])));
+    assert!(matches!(
+        write(&[("location", "sub/w.bin"), ("offset", "8"), ("length", "4")]),
+        Err(Error::Shape { .. })
+    ));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

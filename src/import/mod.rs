@@ -14,6 +14,7 @@ pub mod concat;
 pub mod keras;
 pub mod onnx;
 mod onnx_file;
+mod onnx_fold;
 pub mod pytorch;
 pub mod safetensors;
 

@@ -4,9 +4,17 @@
 //! node's model built from its initializers and attributes.
 //!
 //! Accepted: graphs with one or more `LSTM`/`GRU` nodes (default ONNX
-//! domain, `layout = 0`) whose `W`, `R` and optional `B`, `P` are
-//! initializers of type FLOAT, FLOAT16, BFLOAT16 or DOUBLE (`raw_data` or
-//! the typed fields), converted to f32. Each node loads as its own `Rnn`
+//! domain, `layout = 0`, any opset) whose `W`, `R` and optional `B`, `P`
+//! are initializers of type FLOAT, FLOAT16, BFLOAT16 or DOUBLE (`raw_data`,
+//! the typed fields, or external data), converted to f32, or are computed
+//! from such initializers by `Slice`, `Concat`, `Unsqueeze`, `Squeeze`,
+//! `Reshape`, `Transpose`, `Identity` and `Constant` nodes (folded when the
+//! model is built: [`super::onnx_fold`]; PyTorch's default exporter writes
+//! them). External data (`data_location = EXTERNAL`: PyTorch's default
+//! exporter puts the weights in `<name>.onnx.data`) are read from the
+//! model's folder when the file is opened by path ([`open`], [`load`]);
+//! the location must be a relative path below that folder, and the range
+//! inside the file. Each node loads as its own `Rnn`
 //! ([`OnnxFile::rnn`]). Stacked nodes load as one multi-layer `Rnn`
 //! ([`OnnxFile::stack`], and [`load`] when the file's RNN nodes form one
 //! chain): node k+1's `X` must be node k's `Y` through only `Squeeze`,
@@ -16,14 +24,19 @@
 //! attributes (clip, activations, `input_forget`, `linear_before_reset`);
 //! layer k+1's input size must be D*H. Refused with typed errors:
 //! bytes that are not a valid protobuf or nest deeper than prost's limit
-//! ([`Error::Format`]), tensors stored in external files
-//! ([`Error::Unsupported`]), initializers that do not fill their dims,
-//! negative dims ([`Error::Shape`], [`Error::Format`]), missing
-//! initializers ([`Error::MissingTensor`]), attributes of the wrong type
-//! or value ([`Error::InvalidAttribute`]); everything the tensor importer
-//! [`super::onnx`] checks.
+//! ([`Error::Format`]), external data when the model was given as bytes
+//! ([`Error::Unsupported`]), external data outside the model's folder or
+//! past its file's end ([`Error::Format`]), initializers that do not fill
+//! their dims, negative dims ([`Error::Shape`], [`Error::Format`]),
+//! missing initializers ([`Error::MissingTensor`]), malformed or oversized
+//! constant graphs ([`Error::Format`], [`Error::TooLarge`]), attributes of
+//! the wrong type or value ([`Error::InvalidAttribute`]); everything the
+//! tensor importer [`super::onnx`] checks.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Component, Path, PathBuf};
 
 use prost::Message;
 
@@ -35,7 +48,7 @@ use crate::model::Rnn;
 
 /// The messages of `onnx.proto` (ONNX IR) that carry an RNN node; fields
 /// not declared here are skipped when decoding.
-mod proto {
+pub(super) mod proto {
     /// `ModelProto`.
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct ModelProto {
@@ -110,6 +123,9 @@ mod proto {
         pub floats: Vec<f32>,
         #[prost(int64, repeated, tag = "8")]
         pub ints: Vec<i64>,
+        /// A tensor value (`Constant`'s `value`).
+        #[prost(message, optional, tag = "5")]
+        pub t: Option<TensorProto>,
         #[prost(bytes = "vec", repeated, tag = "9")]
         pub strings: Vec<Vec<u8>>,
         /// `AttributeType`: FLOAT 1, INT 2, STRING 3, FLOATS 6, INTS 7,
@@ -123,13 +139,16 @@ mod proto {
     pub struct TensorProto {
         #[prost(int64, repeated, tag = "1")]
         pub dims: Vec<i64>,
-        /// `DataType`: FLOAT 1, FLOAT16 10, DOUBLE 11, BFLOAT16 16.
+        /// `DataType`: FLOAT 1, INT32 6, INT64 7, FLOAT16 10, DOUBLE 11,
+        /// BFLOAT16 16.
         #[prost(int32, tag = "2")]
         pub data_type: i32,
         #[prost(float, repeated, tag = "4")]
         pub float_data: Vec<f32>,
         #[prost(int32, repeated, tag = "5")]
         pub int32_data: Vec<i32>,
+        #[prost(int64, repeated, tag = "7")]
+        pub int64_data: Vec<i64>,
         #[prost(string, tag = "8")]
         pub name: String,
         #[prost(bytes = "vec", tag = "9")]
@@ -206,20 +225,21 @@ pub struct OnnxFile {
     /// The graph's input names.
     pub graph_inputs: Vec<String>,
     initializers: HashMap<String, proto::TensorProto>,
+    /// Every node of the graph (for the constant subgraphs exporters put
+    /// in front of `W`, `R`, `B`, `P`: [`super::onnx_fold`]).
+    graph_nodes: Vec<proto::NodeProto>,
+    /// The folder external data locations are relative to (the model
+    /// file's, when it was opened by path).
+    base_dir: Option<PathBuf>,
 }
 
 fn format_err(msg: impl Into<String>) -> Error {
     Error::Format(msg.into())
 }
 
-/// Decodes an initializer to f32 with its dims.
-fn tensor(t: &proto::TensorProto) -> Result<Tensor> {
+/// An initializer's dims as sizes.
+fn dims(t: &proto::TensorProto) -> Result<Vec<usize>> {
     let name = &t.name;
-    if t.data_location == 1 || !t.external_data.is_empty() {
-        return Err(Error::Unsupported(format!(
-            "initializer `{name}` is stored in an external file"
-        )));
-    }
     let mut shape = Vec::with_capacity(t.dims.len());
     for &d in &t.dims {
         shape.push(
@@ -227,8 +247,177 @@ fn tensor(t: &proto::TensorProto) -> Result<Tensor> {
                 .map_err(|_| format_err(format!("initializer `{name}` has dimension {d}")))?,
         );
     }
+    Ok(shape)
+}
+
+/// Whether the initializer's data live in an external file.
+fn is_external(t: &proto::TensorProto) -> bool {
+    t.data_location == 1 || !t.external_data.is_empty()
+}
+
+/// The `bytes` bytes of an initializer stored in an external file
+/// (`external_data`: `location`, relative to the model's folder `base`,
+/// optional `offset` and `length`). The location must be a relative path
+/// below `base` (no `..`, no root); the range must lie inside that file.
+///
+/// # Errors
+/// [`Error::Unsupported`] without `base` (the model was given as bytes);
+/// [`Error::Format`] for a bad location, a missing or short file, an
+/// unreadable entry; [`Error::Shape`] if `length` is not `bytes`.
+fn read_external(t: &proto::TensorProto, base: Option<&Path>, bytes: usize) -> Result<Vec<u8>> {
+    let name = &t.name;
+    let Some(base) = base else {
+        return Err(Error::Unsupported(format!(
+            "initializer `{name}` is stored in an external file; open the model by path \
+             (onnx::open / onnx::load) so the file beside it can be read"
+        )));
+    };
+    let (mut location, mut offset, mut length) = (None, 0u64, None);
+    for e in &t.external_data {
+        let num = |v: &str| {
+            v.parse::<u64>().map_err(|_| {
+                format_err(format!(
+                    "initializer `{name}`: external data {} `{v}` is not a count",
+                    e.key
+                ))
+            })
+        };
+        match e.key.as_str() {
+            "location" => location = Some(e.value.as_str()),
+            "offset" => offset = num(&e.value)?,
+            "length" => length = Some(num(&e.value)?),
+            _ => {}
+        }
+    }
+    let location = location.filter(|l| !l.is_empty()).ok_or_else(|| {
+        format_err(format!(
+            "initializer `{name}`: external data without a location"
+        ))
+    })?;
+    let rel = Path::new(location);
+    if !rel
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(format_err(format!(
+            "initializer `{name}`: external data location `{location}` is not a relative path below the model's folder"
+        )));
+    }
+    let want = u64::try_from(bytes).map_err(|_| Error::TooLarge {
+        what: format!("initializer `{name}` ({bytes} bytes)"),
+    })?;
+    if let Some(l) = length {
+        if l != want {
+            return Err(Error::Shape {
+                what: format!("initializer `{name}` (external data bytes)"),
+                expected: vec![bytes],
+                got: vec![usize::try_from(l).unwrap_or(usize::MAX)],
+            });
+        }
+    }
+    let path = base.join(rel);
+    let io = |e: std::io::Error| format_err(format!("{}: {e}", path.display()));
+    let meta = std::fs::metadata(&path).map_err(io)?;
+    // Checked: the range lies in the file, so the buffer below is at most
+    // the file's size.
+    let end = offset.checked_add(want);
+    if !meta.is_file() || end.is_none_or(|end| end > meta.len()) {
+        return Err(format_err(format!(
+            "initializer `{name}`: {bytes} bytes at offset {offset} are not inside {}",
+            path.display()
+        )));
+    }
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(bytes).map_err(|_| Error::TooLarge {
+        what: format!("initializer `{name}` ({bytes} bytes)"),
+    })?;
+    buf.resize(bytes, 0);
+    let mut f = std::fs::File::open(&path).map_err(io)?;
+    f.seek(SeekFrom::Start(offset)).map_err(io)?;
+    f.read_exact(&mut buf).map_err(io)?;
+    Ok(buf)
+}
+
+/// An initializer's raw little-endian bytes: `raw_data`, or its external
+/// file's range (`size` bytes per value).
+fn raw<'t>(
+    t: &'t proto::TensorProto,
+    base: Option<&Path>,
+    count: usize,
+    size: usize,
+) -> Result<Cow<'t, [u8]>> {
+    if is_external(t) {
+        let bytes = count.checked_mul(size).ok_or_else(|| Error::TooLarge {
+            what: format!("initializer `{}`: {count} values", t.name),
+        })?;
+        return Ok(Cow::Owned(read_external(t, base, bytes)?));
+    }
+    Ok(Cow::Borrowed(&t.raw_data))
+}
+
+/// Decodes an integer initializer (INT64, INT32) with its dims (`base`:
+/// the model's folder, for external data).
+pub(super) fn int_tensor(
+    t: &proto::TensorProto,
+    base: Option<&Path>,
+) -> Result<(Vec<usize>, Vec<i64>)> {
+    let name = &t.name;
+    let shape = dims(t)?;
     let count = crate::error::product(&format!("initializer `{name}`"), &shape)?;
-    let raw = &t.raw_data;
+    let size = match t.data_type {
+        7 => 8,
+        6 => 4,
+        other => {
+            return Err(Error::Dtype {
+                name: name.clone(),
+                found: format!("ONNX data_type {other} (INT64 or INT32 expected)"),
+            })
+        }
+    };
+    let raw = raw(t, base, count, size)?;
+    let data: Vec<i64> = match t.data_type {
+        7 | 6 if !raw.is_empty() => {
+            check_raw(name, raw.len(), count, size)?;
+            raw.chunks_exact(size)
+                .map(|b| match b.len() {
+                    8 => i64::from_le_bytes(b.try_into().expect("8 bytes")),
+                    _ => i64::from(i32::from_le_bytes(b.try_into().expect("4 bytes"))),
+                })
+                .collect()
+        }
+        7 => t.int64_data.clone(),
+        _ => t.int32_data.iter().map(|&v| i64::from(v)).collect(),
+    };
+    if data.len() != count {
+        return Err(Error::Shape {
+            what: format!("initializer `{name}` (values)"),
+            expected: shape,
+            got: vec![data.len()],
+        });
+    }
+    Ok((shape, data))
+}
+
+/// Decodes a float initializer to f32 with its dims (`base`: the model's
+/// folder, for external data).
+pub(super) fn tensor(t: &proto::TensorProto, base: Option<&Path>) -> Result<Tensor> {
+    let name = &t.name;
+    let shape = dims(t)?;
+    let count = crate::error::product(&format!("initializer `{name}`"), &shape)?;
+    let size = match t.data_type {
+        1 => 4,
+        11 => 8,
+        10 | 16 => 2,
+        other => {
+            return Err(Error::Dtype {
+                name: name.clone(),
+                found: format!(
+                    "ONNX data_type {other} (FLOAT, FLOAT16, BFLOAT16 or DOUBLE expected)"
+                ),
+            })
+        }
+    };
+    let raw = raw(t, base, count, size)?;
     let data: Vec<f32> = match t.data_type {
         1 if !raw.is_empty() => {
             check_raw(name, raw.len(), count, 4)?;
@@ -470,6 +659,8 @@ pub fn parse(bytes: &[u8]) -> Result<OnnxFile> {
         producers,
         graph_inputs: graph.input.into_iter().map(|v| v.name).collect(),
         initializers,
+        graph_nodes: graph.node,
+        base_dir: None,
     })
 }
 
@@ -480,7 +671,9 @@ pub fn parse(bytes: &[u8]) -> Result<OnnxFile> {
 pub fn open(path: impl AsRef<std::path::Path>) -> Result<OnnxFile> {
     let p = path.as_ref();
     let bytes = std::fs::read(p).map_err(|e| format_err(format!("{}: {e}", p.display())))?;
-    parse(&bytes)
+    let mut file = parse(&bytes)?;
+    file.base_dir = Some(p.parent().map_or_else(PathBuf::new, Path::to_path_buf));
+    Ok(file)
 }
 
 /// Loads a file's model: its only RNN node, or its RNN nodes stacked when
@@ -521,7 +714,7 @@ impl OnnxFile {
             .initializers
             .get(name)
             .ok_or_else(|| Error::MissingTensor(format!("initializer `{name}`")))?;
-        tensor(t)
+        tensor(t, self.base_dir.as_deref())
     }
 
     /// The node named `name` (or, for a number, the `k`-th RNN node).
@@ -660,16 +853,24 @@ impl OnnxFile {
         ))
     }
 
+    /// `node`'s input `name` (`which` of W, R, B, P): an initializer, or
+    /// a tensor the graph computes from initializers with the shape ops
+    /// [`super::onnx_fold`] evaluates.
     fn init(&self, node: &OnnxNode, which: &str, name: &Option<String>) -> Result<Option<Tensor>> {
-        match name {
-            None => Ok(None),
-            Some(n) => match self.initializers.get(n) {
-                Some(t) => Ok(Some(tensor(t)?)),
-                None => Err(Error::MissingTensor(format!(
-                    "initializer `{n}` ({which} of {} node `{}`; graph inputs are not supported for weights)",
-                    node.op_type, node.name
-                ))),
-            },
+        let Some(n) = name else {
+            return Ok(None);
+        };
+        let base = self.base_dir.as_deref();
+        if let Some(t) = self.initializers.get(n) {
+            return Ok(Some(tensor(t, base)?));
+        }
+        let mut folder = super::onnx_fold::Folder::new(&self.graph_nodes, &self.initializers, base);
+        match folder.eval(n)? {
+            Some(t) => Ok(Some(t)),
+            None => Err(Error::MissingTensor(format!(
+                "initializer `{n}` ({which} of {} node `{}`; neither an initializer nor computed from initializers by Slice/Concat/Unsqueeze/Squeeze/Reshape/Transpose/Identity/Constant: graph inputs are not supported for weights)",
+                node.op_type, node.name
+            ))),
         }
     }
 

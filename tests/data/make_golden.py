@@ -436,7 +436,7 @@ def pytorch_choices_like(meta, names):
             "sat": meta["saturating"] == "1"}
 
 
-def pytorch_case(rng, idx, out, c, like=None):
+def pytorch_case(rng, idx, out, c, like=None, exporter="torchscript"):
     """Draws the data of configuration `c`, runs it in PyTorch and writes
     the case (named after `like` when it replays a given case)."""
     import torch
@@ -500,14 +500,20 @@ def pytorch_case(rng, idx, out, c, like=None):
         return None
     save(os.path.join(out, case + ".safetensors"), tens, meta)
     if not proj:
-        export_onnx(m, op, layers * d, b, hs=h, path=os.path.join(out, case + ".onnx"))
+        export_onnx(m, op, layers * d, b, hs=h, path=os.path.join(out, case + ".onnx"), exporter=exporter)
     return case
 
 
-def export_onnx(m, op, states, batch, hs, path):
-    """The module as PyTorch exports it (TorchScript exporter, opset 14:
-    one node per layer, layers chained by Squeeze or Transpose + Reshape,
-    initial states sliced per layer), as tests/data/make_onnx.py does."""
+def export_onnx(m, op, states, batch, hs, path, exporter):
+    """The module as PyTorch exports it. `torchscript` (as
+    tests/data/make_onnx.py does): opset 14, one node per layer, layers
+    chained by Squeeze or Transpose + Reshape, initial states sliced per
+    layer. `dynamo` (`torch.onnx.export`'s default since PyTorch 2.9, needs
+    onnxscript): opset 18+, the weights in `<name>.onnx.data` beside the
+    model, and, above its folding limit, reordered into ONNX's gate order by
+    Slice/Concat/Unsqueeze nodes in the graph."""
+    import contextlib
+    import io
     import warnings
 
     import torch
@@ -516,10 +522,14 @@ def export_onnx(m, op, states, batch, hs, path):
     h0 = torch.zeros(states, batch, hs)
     args = (x, (h0, h0.clone())) if op == "lstm" else (x, h0)
     names = ["x", "h0", "c0"] if op == "lstm" else ["x", "h0"]
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        torch.onnx.export(m, args, path, input_names=names, output_names=["output"], opset_version=14,
-                          dynamo=False)
+        if exporter == "dynamo":
+            torch.onnx.export(m, args, path, input_names=names, output_names=["output"], dynamo=True,
+                              external_data=True, verbose=False)
+        else:
+            torch.onnx.export(m, args, path, input_names=names, output_names=["output"], opset_version=14,
+                              dynamo=False)
 
 
 def main():
@@ -532,6 +542,9 @@ def main():
     ap.add_argument("--layout", choices=["both", "onnx", "pytorch"], default="both")
     ap.add_argument("--small", action="store_true",
                     help="H and I to 17, T to 12, 2 layers (small files, for committing)")
+    ap.add_argument("--sizes", dest="size_list", help="comma-separated H and I to draw from (default: 1 to 67)")
+    ap.add_argument("--exporter", choices=["torchscript", "dynamo"], default="torchscript",
+                    help="how PyTorch-layout cases are exported to .onnx")
     ap.add_argument("--like", metavar="DIR",
                     help="instead of random configurations, those of the cases in DIR with new data")
     ap.add_argument("--agree", type=float, default=AGREE,
@@ -543,6 +556,8 @@ def main():
     made = 0
     AGREE, SENSITIVITY = a.agree, a.sensitivity
     a.sizes = [v for v in SIZES if v <= 17] if a.small else SIZES
+    if a.size_list:
+        a.sizes = [int(v) for v in a.size_list.split(",")]
     a.max_t, a.max_layers = (12, 2) if a.small else (25, 3)
     if a.like:
         # Every given case's configuration with new data (seeded by the
@@ -562,14 +577,15 @@ def main():
             if meta["layout"] == "onnx":
                 made += onnx_case(rng, 0, a.out, onnx_choices_like(meta, names), like=name) is not None
             else:
-                made += pytorch_case(rng, 0, a.out, pytorch_choices_like(meta, names), like=name) is not None
+                made += pytorch_case(rng, 0, a.out, pytorch_choices_like(meta, names), like=name,
+                                     exporter=a.exporter) is not None
     for idx in range(0 if a.like else a.count):
         # One generator per case: a case's draws do not depend on the others'.
         rng = np.random.default_rng([a.seed, idx])
         if (a.layout if a.layout != "both" else pick(rng, ["onnx", "pytorch"])) == "onnx":
             made += onnx_case(rng, idx, a.out, onnx_choices(rng, a)) is not None
         else:
-            made += pytorch_case(rng, idx, a.out, pytorch_choices(rng, a)) is not None
+            made += pytorch_case(rng, idx, a.out, pytorch_choices(rng, a), exporter=a.exporter) is not None
     print(f"wrote {made} cases to {a.out} ({a.count - made} draws left out: not finite, or the "
           f"peer's f32 outputs more than {AGREE:g} from float64, or rounding moves them more than "
           f"{SENSITIVITY:g})")
