@@ -682,6 +682,19 @@ fn hostile_constant_graphs_are_typed_errors() {
             vec![src.clone(), ints("ax", &[1])],
         ),
     ];
+    // A backward slice of an empty axis is empty (no clamp to [0, -1]),
+    // and the empty W then misfits the node.
+    let empty = load(
+        vec![node("Slice", &["z", "s", "e", "ax", "st"], &["W"], &[])],
+        vec![
+            tensor("z", &[0, 3 * h, i], &[]),
+            ints("s", &[-1]),
+            ints("e", &[i64::MIN]),
+            ints("ax", &[0]),
+            ints("st", &[-1]),
+        ],
+    );
+    assert!(matches!(empty, Err(Error::Shape { .. })), "{empty:?}");
     for (k, (nodes, inits)) in cases.into_iter().enumerate() {
         let res = load(nodes, inits);
         assert!(format(res.clone()), "case {k}: {res:?}");

@@ -450,6 +450,10 @@ fn slice(node: &proto::NodeProto, x: &Val, ins: &[Option<Rc<Val>>], what: &str) 
         }
         // ONNX: negative starts and ends count from the end; then both are
         // clamped, to [0, dim] going forward, [-1, dim - 1] going back.
+        if dim == 0 {
+            idx[a] = Vec::new();
+            continue;
+        }
         let fix = |v: i64| if v < 0 { v.saturating_add(dim) } else { v };
         let (mut s, mut e) = (fix(starts[k]), fix(ends[k]));
         if step > 0 {
