@@ -695,6 +695,18 @@ fn hostile_constant_graphs_are_typed_errors() {
         ],
     );
     assert!(matches!(empty, Err(Error::Shape { .. })), "{empty:?}");
+    // An empty tensor may declare any dimensions: slicing it must not
+    // build index lists as long as they (2^40 here).
+    let vast = load(
+        vec![node("Slice", &["z", "s", "e", "ax"], &["W"], &[])],
+        vec![
+            tensor("z", &[1 << 40, 0], &[]),
+            ints("s", &[1]),
+            ints("e", &[i64::MAX]),
+            ints("ax", &[0]),
+        ],
+    );
+    assert!(matches!(vast, Err(Error::Shape { .. })), "{vast:?}");
     for (k, (nodes, inits)) in cases.into_iter().enumerate() {
         let res = load(nodes, inits);
         assert!(format(res.clone()), "case {k}: {res:?}");

@@ -436,7 +436,10 @@ fn slice(node: &proto::NodeProto, x: &Val, ins: &[Option<Rc<Val>>], what: &str) 
             "{what}: starts, ends, axes and steps differ in length"
         )));
     }
-    let mut idx: Vec<Vec<usize>> = x.shape.iter().map(|&d| (0..d).collect()).collect();
+    // Per axis (start, step, count) of the elements kept; the index lists
+    // are built only for a non-empty input, whose every dimension is at
+    // most its element count (an empty one may declare any dimensions).
+    let mut keep: Vec<(i64, i64, usize)> = x.shape.iter().map(|&d| (0, 1, d)).collect();
     let mut seen = vec![false; rank];
     for k in 0..starts.len() {
         let a = norm_axis(axes[k], rank, what)?;
@@ -448,12 +451,12 @@ fn slice(node: &proto::NodeProto, x: &Val, ins: &[Option<Rc<Val>>], what: &str) 
         if step == 0 {
             return Err(bad(format!("{what}: step 0")));
         }
-        // ONNX: negative starts and ends count from the end; then both are
-        // clamped, to [0, dim] going forward, [-1, dim - 1] going back.
         if dim == 0 {
-            idx[a] = Vec::new();
+            keep[a] = (0, 1, 0);
             continue;
         }
+        // ONNX: negative starts and ends count from the end; then both are
+        // clamped, to [0, dim] going forward, [-1, dim - 1] going back.
         let fix = |v: i64| if v < 0 { v.saturating_add(dim) } else { v };
         let (mut s, mut e) = (fix(starts[k]), fix(ends[k]));
         if step > 0 {
@@ -463,17 +466,30 @@ fn slice(node: &proto::NodeProto, x: &Val, ins: &[Option<Rc<Val>>], what: &str) 
             s = s.clamp(0, dim - 1);
             e = e.clamp(-1, dim - 1);
         }
-        let mut v = Vec::new();
-        let mut i = s;
-        while (step > 0 && i < e) || (step < 0 && i > e) {
-            v.push(i as usize);
-            i = match i.checked_add(step) {
-                Some(n) => n,
-                None => break,
-            };
-        }
-        idx[a] = v;
+        // The count of s, s + step, .. before e, in i128 (no overflow for
+        // any step); at most dim.
+        let (span, stride) = if step > 0 {
+            (i128::from(e) - i128::from(s), i128::from(step))
+        } else {
+            (i128::from(s) - i128::from(e), -i128::from(step))
+        };
+        let count = if span > 0 { (span - 1) / stride + 1 } else { 0 };
+        keep[a] = (s, step, usize::try_from(count).unwrap_or(0));
     }
+    if x.len() == 0 {
+        return Ok(Val {
+            shape: keep.iter().map(|k| k.2).collect(),
+            data: x.data.clone(),
+        });
+    }
+    let idx: Vec<Vec<usize>> = keep
+        .iter()
+        .map(|&(s, step, n)| {
+            (0..n)
+                .map(|j| (i128::from(s) + j as i128 * i128::from(step)) as usize)
+                .collect()
+        })
+        .collect();
     Ok(gather_val(x, &idx))
 }
 
