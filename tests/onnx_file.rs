@@ -804,3 +804,25 @@ fn external_data_is_read_beside_the_model_and_checked() {
     ));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Layers that share one initializer decode it once per layer: allowed up
+/// to 8 times the file's initializers, then a typed error, so a small file
+/// of many stacked nodes cannot fill memory with copies of one tensor.
+#[test]
+fn stacked_layers_sharing_weights_are_bounded() {
+    let h = 64i64;
+    let w = tensor("W", &[1, 3 * h, h], &vec![0.01; (3 * h * h) as usize]);
+    let r = tensor("R", &[1, 3 * h, h], &vec![0.02; (3 * h * h) as usize]);
+    let stack = |layers: usize| {
+        let nodes: Vec<Vec<u8>> = (0..layers)
+            .map(|k| {
+                let (x, y) = (format!("y{k}"), format!("y{}", k + 1));
+                node("GRU", &[&x, "W", "R"], &[&y], &[attr_int("hidden_size", h)])
+            })
+            .collect();
+        onnx::from_bytes(&graph_model(&nodes, &[w.clone(), r.clone()]))
+    };
+    let (m, nodes) = stack(4).unwrap();
+    assert_eq!((m.config().num_layers, nodes.len()), (4, 4));
+    assert!(matches!(stack(40), Err(Error::TooLarge { .. })));
+}

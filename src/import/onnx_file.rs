@@ -817,9 +817,36 @@ impl OnnxFile {
     /// the previous layer's output; as [`OnnxFile::builder`].
     pub fn stack(&self, first: &OnnxNode) -> Result<(RnnBuilder, Vec<OnnxNode>)> {
         let chain = self.chain(first);
+        // Layers may share initializers; decoded, all of them together may
+        // hold at most WORK_FACTOR times what the file's initializers
+        // declare, so a small file cannot make many nodes decode one large
+        // tensor into memory again and again.
+        let budget = super::onnx_fold::element_limit(&self.initializers)
+            .saturating_mul(super::onnx_fold::WORK_FACTOR);
+        let mut decoded = 0usize;
+        let mut count = |w: &[crate::weights::DirectionWeights]| -> Result<()> {
+            for d in w {
+                decoded = [&d.w, &d.r, &d.wb, &d.rb]
+                    .into_iter()
+                    .chain(d.peepholes.as_ref())
+                    .chain(d.proj.as_ref())
+                    .fold(decoded, |a, v| a.saturating_add(v.len()));
+            }
+            if decoded > budget {
+                return Err(Error::TooLarge {
+                    what: format!(
+                        "the stacked layers' weights ({decoded} values decoded, more than {} times the file's initializers)",
+                        super::onnx_fold::WORK_FACTOR
+                    ),
+                });
+            }
+            Ok(())
+        };
         let (mut cfg, mut weights) = self.builder(first)?.into_parts();
+        count(&weights)?;
         for (k, node) in chain.iter().enumerate().skip(1) {
             let (c, w) = self.builder(node)?.into_parts();
+            count(&w)?;
             let same = c.cell == cfg.cell
                 && c.hidden_size == cfg.hidden_size
                 && c.direction == cfg.direction

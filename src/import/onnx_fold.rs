@@ -71,6 +71,23 @@ fn bad(msg: String) -> Error {
     Error::Format(format!("constant folding: {msg}"))
 }
 
+/// The most elements one value built from a file's initializers may
+/// hold: what all of them declare together (their dims, saturating; each
+/// is checked against its data when decoded), and at least 64 Ki for
+/// graphs of small constants.
+pub(super) fn element_limit(initializers: &HashMap<String, proto::TensorProto>) -> usize {
+    initializers
+        .values()
+        .map(|t| {
+            t.dims
+                .iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(usize::try_from(d).ok()?))
+                .unwrap_or(0)
+        })
+        .fold(0usize, usize::saturating_add)
+        .max(1 << 16)
+}
+
 /// Evaluates the constant tensors of one graph (module docs).
 pub(super) struct Folder<'a> {
     producer: HashMap<&'a str, &'a proto::NodeProto>,
@@ -97,19 +114,7 @@ impl<'a> Folder<'a> {
                 producer.entry(o.as_str()).or_insert(n);
             }
         }
-        // Elements the initializers declare (their dims, saturating; each
-        // is checked against its data when decoded).
-        let limit = initializers
-            .values()
-            .map(|t| {
-                t.dims
-                    .iter()
-                    .try_fold(1usize, |a, &d| a.checked_mul(usize::try_from(d).ok()?))
-                    .unwrap_or(0)
-            })
-            .fold(0usize, usize::saturating_add);
-        // At least 64 Ki elements, for graphs of small constants.
-        let limit = limit.max(1 << 16);
+        let limit = element_limit(initializers);
         Folder {
             producer,
             initializers,
