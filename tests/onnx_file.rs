@@ -125,17 +125,22 @@ fn field_f32(tag: u32, v: f32, out: &mut Vec<u8>) {
     out.extend_from_slice(&v.to_le_bytes());
 }
 
-/// A FLOAT tensor with raw data.
-fn tensor(name: &str, dims: &[i64], values: &[f32]) -> Vec<u8> {
+/// A tensor of ONNX `data_type` with raw data.
+fn tensor_raw(name: &str, dims: &[i64], data_type: u64, raw: &[u8]) -> Vec<u8> {
     let mut t = Vec::new();
     for &d in dims {
         field_varint(1, d as u64, &mut t);
     }
-    field_varint(2, 1, &mut t);
+    field_varint(2, data_type, &mut t);
     field_bytes(8, name.as_bytes(), &mut t);
-    let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    field_bytes(9, &raw, &mut t);
+    field_bytes(9, raw, &mut t);
     t
+}
+
+/// A FLOAT tensor with raw data.
+fn tensor(name: &str, dims: &[i64], values: &[f32]) -> Vec<u8> {
+    let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    tensor_raw(name, dims, 1, &raw)
 }
 
 fn attr_int(name: &str, v: i64) -> Vec<u8> {
@@ -450,15 +455,8 @@ fn node(op: &str, inputs: &[&str], outputs: &[&str], attrs: &[Vec<u8>]) -> Vec<u
 
 /// An INT64 tensor (raw data).
 fn tensor_i64(name: &str, dims: &[i64], values: &[i64]) -> Vec<u8> {
-    let mut t = Vec::new();
-    for &d in dims {
-        field_varint(1, d as u64, &mut t);
-    }
-    field_varint(2, 7, &mut t);
-    field_bytes(8, name.as_bytes(), &mut t);
     let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    field_bytes(9, &raw, &mut t);
-    t
+    tensor_raw(name, dims, 7, &raw)
 }
 
 fn attr_ints(name: &str, v: &[i64]) -> Vec<u8> {
