@@ -1,4 +1,4 @@
-//! Per-step latency of a kernel on a standard shape, without criterion.
+//! Per-step latency of a kernel on a standard (or any named) shape, without criterion.
 //!
 //! ```text
 //! cargo run --release --example bench -- --shape NAME|all [--kernel FAMILY|auto|unfused] [--weights f32|f16|bf16|int8] [--threads N] [--json]
@@ -9,6 +9,10 @@
 //! cargo run --release --example bench -- --shape S --streams N [--threads T] [--kernel F] [--weights W] [--json]
 //! cargo run --release --example bench -- --shape NAME|all --accuracy [--kernel F] [--weights W] [--json]
 //! ```
+//!
+//! NAME is a standard shape (`fusedrnn::shapes::STANDARD`) or any name of
+//! the same form, `lstm|gru-h<H>-b<B>` (I = H, T = 100) or
+//! `lstm|gru-h<H>-step` (`fusedrnn::shapes::Shape::parse`).
 //!
 //! `--accuracy` prints how far each rounded weight format (f16, bf16,
 //! int8; or only `--weights W`) moves the shape's outputs from the f32
@@ -166,13 +170,8 @@ fn run_decay(shape: &Shape, kernel: &str, json: bool) -> Result<(), String> {
 
 /// The `--scaling` shapes: H = 32..2048 at batch 1, B = 1..64 at H = 256.
 fn scaling_shapes() -> Vec<Shape> {
-    let lstm = |hidden: usize, batch: usize| Shape {
-        name: Box::leak(format!("lstm-h{hidden}-b{batch}").into_boxed_str()),
-        cell: fusedrnn::Cell::Lstm,
-        hidden,
-        batch,
-        steps: 100,
-        streaming: false,
+    let lstm = |hidden: usize, batch: usize| {
+        Shape::parse(&format!("lstm-h{hidden}-b{batch}")).expect("a shape name in bounds")
     };
     let by_h = [32, 64, 128, 256, 512, 1024, 2048].map(|h| lstm(h, 1));
     let by_b = [2, 4, 8, 16, 32, 64].map(|b| lstm(256, b));
@@ -401,7 +400,7 @@ fn main() -> ExitCode {
             }
             "--shape" => match args.next().as_deref() {
                 Some("all") => shapes.extend_from_slice(STANDARD),
-                Some(n) => match Shape::by_name(n) {
+                Some(n) => match Shape::parse(n) {
                     Ok(s) => shapes.push(s),
                     Err(e) => return usage(&e.to_string()),
                 },

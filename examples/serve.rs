@@ -284,7 +284,7 @@ fn main() -> ExitCode {
             return usage(&format!("bad value for {a}: {v}"));
         }
     }
-    let sh = match Shape::by_name(&shape) {
+    let sh = match Shape::parse(&shape) {
         Ok(s) if s.batch == 1 => s,
         Ok(_) => return usage("--shape needs a batch-1 shape (its cell and H, I = H)"),
         Err(e) => return usage(&e.to_string()),

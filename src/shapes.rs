@@ -35,6 +35,11 @@ const fn seq(name: &'static str, cell: Cell, hidden: usize, batch: usize) -> Sha
     }
 }
 
+/// The largest H [`Shape::parse`] accepts.
+pub const MAX_PARSED_HIDDEN: usize = 4096;
+/// The largest B [`Shape::parse`] accepts.
+pub const MAX_PARSED_BATCH: usize = 4096;
+
 /// Every standard shape.
 pub const STANDARD: &[Shape] = &[
     seq("lstm-h64-b1", Cell::Lstm, 64, 1),
@@ -68,6 +73,65 @@ impl Shape {
                 name: "shape".into(),
                 reason: format!("unknown shape `{name}`"),
             })
+    }
+
+    /// A standard shape by name, or any shape named like them:
+    /// `lstm-h{H}-b{B}` / `gru-h{H}-b{B}` (I = H, T = 100 steps) and
+    /// `lstm-h{H}-step` / `gru-h{H}-step` (one streaming step), with H in
+    /// 1..=[`MAX_PARSED_HIDDEN`] and B in 1..=[`MAX_PARSED_BATCH`] (a
+    /// tool's bounds: the model's W and R alone are 4 x G x H^2 bytes). A
+    /// name outside the standard set is leaked to give the `&'static str`
+    /// the shape holds: one small allocation per call, meant for tools
+    /// that parse their arguments once.
+    ///
+    /// # Errors
+    /// [`Error::InvalidAttribute`] (`shape`) for any other name.
+    pub fn parse(name: &str) -> Result<Shape> {
+        if let Ok(s) = Shape::by_name(name) {
+            return Ok(s);
+        }
+        let bad = || {
+            Error::InvalidAttribute {
+            name: "shape".into(),
+            reason: format!(
+                "unknown shape `{name}` (standard names, or lstm|gru-h<H>-b<B> / -h<H>-step with H <= {MAX_PARSED_HIDDEN}, B <= {MAX_PARSED_BATCH})"
+            ),
+        }
+        };
+        let mut parts = name.split('-');
+        let cell = match parts.next() {
+            Some("lstm") => Cell::Lstm,
+            Some("gru") => Cell::Gru,
+            _ => return Err(bad()),
+        };
+        let num = |p: Option<&str>, prefix: char, max: usize| {
+            p.and_then(|p| p.strip_prefix(prefix))
+                .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|d| d.parse::<usize>().ok())
+                .filter(|&v| (1..=max).contains(&v))
+        };
+        let hidden = num(parts.next(), 'h', MAX_PARSED_HIDDEN).ok_or_else(bad)?;
+        let last = parts.next();
+        let (batch, steps, streaming) = if last == Some("step") {
+            (1, 1, true)
+        } else {
+            (
+                num(last, 'b', MAX_PARSED_BATCH).ok_or_else(bad)?,
+                100,
+                false,
+            )
+        };
+        if parts.next().is_some() {
+            return Err(bad());
+        }
+        Ok(Shape {
+            name: Box::leak(name.to_string().into_boxed_str()),
+            cell,
+            hidden,
+            batch,
+            steps,
+            streaming,
+        })
     }
 
     /// A model of this shape with deterministic weights in

@@ -282,3 +282,46 @@ fn weight_formats_round_once_and_name_the_kernel() {
     );
     assert!(WeightFormat::from_name("int4").is_err());
 }
+
+/// Shape names beyond the standard set parse to their cell, H, B and
+/// steps; malformed or out-of-bounds names are typed errors.
+#[test]
+fn shape_names_parse() {
+    use fusedrnn::shapes::{Shape, STANDARD};
+    for s in STANDARD {
+        assert_eq!(Shape::parse(s.name).unwrap(), *s);
+    }
+    let g = Shape::parse("gru-h96-b3").unwrap();
+    assert_eq!(
+        (g.cell, g.hidden, g.batch, g.steps, g.streaming),
+        (fusedrnn::Cell::Gru, 96, 3, 100, false)
+    );
+    let l = Shape::parse("lstm-h300-step").unwrap();
+    assert_eq!(
+        (l.cell, l.hidden, l.batch, l.steps, l.streaming),
+        (fusedrnn::Cell::Lstm, 300, 1, 1, true)
+    );
+    assert_eq!(g.model().config().input_size, 96);
+    for bad in [
+        "",
+        "rnn-h64-b1",
+        "lstm-64-b1",
+        "lstm-h0-b1",
+        "lstm-h64-b0",
+        "lstm-h64",
+        "lstm-h64-b1-x",
+        "lstm-h+64-b1",
+        "lstm-h64-b-1",
+        "lstm-h4097-b1",
+        "lstm-h64-b4097",
+        "gru-h99999999999999999999-b1",
+    ] {
+        assert!(
+            matches!(
+                Shape::parse(bad),
+                Err(fusedrnn::Error::InvalidAttribute { .. })
+            ),
+            "{bad}"
+        );
+    }
+}
