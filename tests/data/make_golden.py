@@ -3,23 +3,31 @@
 (`tests/data/GOLDEN_FORMAT.md`): ONNX-layout cases run by ONNX Runtime
 (single node, opset 14, one thread; the `.onnx` model beside each case)
 and PyTorch-layout cases run by `torch.nn.LSTM`/`GRU` (eval, inference
-mode, one thread; beside each one without projection its `torch.onnx.export`). Every attribute the format describes is drawn at
+mode, one thread; beside each one without a projection its
+`torch.onnx.export`, TorchScript or, with `--exporter dynamo`, PyTorch's
+default exporter). Every attribute the format describes is drawn at
 random: direction, bias, peepholes, clip, input_forget, both GRU variants,
 initial states, sequence lengths (ONNX `sequence_lens`, PyTorch packed
 sequences), every ONNX activation function with and without its
 alpha/beta, layers, bidirectional stacks, proj_size, saturating scales,
-and sizes from 1 up (H and I to 67, B to 6, T to 25).
+and sizes from 1 up (H and I to 67, B to 6, T to 25; `--small`,
+`--sizes`). `--like DIR` instead redraws the configurations of DIR's
+cases with new data. A draw is kept only if the peer agrees with this
+script's float64 evaluation of the equations and the draw is not
+ill-conditioned (AGREE, SENSITIVITY below).
 
 It is not part of `cargo test` (it needs onnxruntime and torch): it
 tests the reference and every kernel on cases nobody chose by hand.
 
-    pip install onnx onnxruntime torch safetensors numpy
+    pip install onnx onnxruntime torch safetensors numpy   # onnxscript for --exporter dynamo
     python3 tests/data/make_golden.py --out /tmp/rnd --count 300 --seed 7
     cargo run --release --example conformance -- /tmp/rnd
     cargo run --release --example conformance -- /tmp/rnd/*.onnx
 
-The same seed writes the same cases (the draws, not the peers' float
-results, which may move with their versions).
+The committed sets: `--out tests/data/generated --count 100 --seed 2026
+--small` and `--out tests/data/dynamo --layout pytorch --exporter dynamo
+--count 3 --seed 5 --small --sizes 48`. The same seed writes the same
+draws (the peers' float results may move with their versions).
 """
 import argparse
 import os
