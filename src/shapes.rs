@@ -2,6 +2,8 @@
 //! 64, one streaming step), shared by the criterion
 //! benches and the `bench` example so both measure the same thing.
 
+use std::sync::{Mutex, PoisonError};
+
 use crate::config::{Cell, Config};
 use crate::error::{Error, Result};
 use crate::model::Rnn;
@@ -33,6 +35,19 @@ const fn seq(name: &'static str, cell: Cell, hidden: usize, batch: usize) -> Sha
         steps: 100,
         streaming: false,
     }
+}
+
+/// `name` as a `&'static str`: one copy per distinct name, owned by a
+/// process-wide table (so it is never freed, and never unreachable).
+fn intern(name: &str) -> &'static str {
+    static NAMES: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    let mut names = NAMES.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(n) = names.iter().find(|n| **n == name) {
+        return n;
+    }
+    let n: &'static str = Box::leak(name.to_string().into_boxed_str());
+    names.push(n);
+    n
 }
 
 /// The largest H [`Shape::parse`] accepts.
@@ -80,9 +95,9 @@ impl Shape {
     /// `lstm-h{H}-step` / `gru-h{H}-step` (one streaming step), with H in
     /// 1..=[`MAX_PARSED_HIDDEN`] and B in 1..=[`MAX_PARSED_BATCH`] (a
     /// tool's bounds: the model's W and R alone are 4 x G x H^2 bytes). A
-    /// name outside the standard set is leaked to give the `&'static str`
-    /// the shape holds: one small allocation per call, meant for tools
-    /// that parse their arguments once.
+    /// name outside the standard set is kept in a process-wide table to
+    /// give the `&'static str` the shape holds (each distinct name once;
+    /// meant for tools that parse their arguments, not for a hot path).
     ///
     /// # Errors
     /// [`Error::InvalidAttribute`] (`shape`) for any other name.
@@ -125,7 +140,7 @@ impl Shape {
             return Err(bad());
         }
         Ok(Shape {
-            name: Box::leak(name.to_string().into_boxed_str()),
+            name: intern(name),
             cell,
             hidden,
             batch,
